@@ -1,0 +1,253 @@
+"""The `docsbot` command: index the docs, search them in a terminal chat, evaluate, show status.
+
+    docsbot index [--source PATH|bundled] [--full]
+    docsbot chat                      # interactive: each question prints the best passages
+    docsbot ask "question"            # one question, same output
+    docsbot eval --questions FILE [--k N] [--json]
+    docsbot status [--json]
+
+Settings come from the environment / .env (see .env.example); errors print one line, the
+details go to the log (LOG_LEVEL=DEBUG shows them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import textwrap
+from collections.abc import Callable, Coroutine
+from dataclasses import asdict
+from typing import Any
+
+# Quiet third-party start-up noise before those libraries are imported.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from core.config import Settings, load_settings  # noqa: E402
+from core.errors import DocsBotError  # noqa: E402
+from core.evaluation import evaluate, format_report, load_questions, summarize  # noqa: E402
+from core.indexer import Progress  # noqa: E402
+from core.models import Retrieval  # noqa: E402
+from core.service import RagService, open_service  # noqa: E402
+
+log = logging.getLogger("docsbot")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except DocsBotError as exc:
+        print(f"docsbot: {exc.user_message}", file=sys.stderr)
+        return 2
+    _setup_logging(settings.log_level)
+    command: Callable[[RagService, argparse.Namespace], Coroutine[Any, Any, int]] = args.run
+    try:
+        return asyncio.run(_with_service(settings, command, args))
+    except KeyboardInterrupt:
+        return 130
+    except DocsBotError as exc:
+        log.debug("command failed", exc_info=True)
+        print(f"docsbot: {exc.user_message}", file=sys.stderr)
+        return 1
+
+
+async def _with_service(
+    settings: Settings,
+    command: Callable[[RagService, argparse.Namespace], Coroutine[Any, Any, int]],
+    args: argparse.Namespace,
+) -> int:
+    async with open_service(settings) as service:
+        return await command(service, args)
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+async def cmd_index(service: RagService, args: argparse.Namespace) -> int:
+    bar = _ProgressBar()
+    run = await service.index(args.source, full=args.full, progress=bar.update)
+    bar.close()
+    summary = (
+        f"{run.outcome}: {run.added} added, {run.changed} changed, {run.removed} removed, "
+        f"{run.unchanged} unchanged pages; {run.chunks_embedded} chunks embedded; "
+        f"{run.errors} errors; {run.seconds:.1f} s"
+    )
+    print(summary if run.outcome == "ok" else f"{summary}\n{run.message}")
+    return 0 if run.outcome == "ok" else 1
+
+
+async def cmd_chat(service: RagService, args: argparse.Namespace) -> int:
+    status = await service.status()
+    if status.chunks == 0:
+        print("The index is empty: run `docsbot index` first.", file=sys.stderr)
+        return 1
+    await service.warm_up()
+    print(f"Milvus docs search: {status.pages} pages, {status.chunks} passages. Ask a question; Ctrl-D quits.")
+    while True:
+        try:
+            question = await asyncio.to_thread(input, "\nyou> ")
+        except EOFError:
+            print()
+            return 0
+        if question.strip().lower() in {"quit", "exit", ":q"}:
+            return 0
+        if question.strip():
+            await _answer(service, question, args.k)
+
+
+async def cmd_ask(service: RagService, args: argparse.Namespace) -> int:
+    await _answer(service, " ".join(args.question), args.k)
+    return 0
+
+
+async def _answer(service: RagService, question: str, k: int | None) -> None:
+    try:
+        retrieval = await service.search(question, k)
+    except DocsBotError as exc:
+        log.warning("search failed: %s", exc, exc_info=exc.__cause__ is not None)
+        print(exc.user_message)
+        return
+    print(render_passages(retrieval, service.is_covered(retrieval)))
+
+
+def render_passages(retrieval: Retrieval, covered: bool, width: int = 100) -> str:
+    if not retrieval.hits:
+        return "Please ask a question about Milvus." if not retrieval.query else "Nothing found."
+    lines = []
+    if not covered:
+        if retrieval.unknown_terms:
+            terms = ", ".join(f"'{t}'" for t in retrieval.unknown_terms)
+            lines.append(f"The Milvus docs don't seem to cover this: they never mention {terms}.")
+        else:
+            lines.append("The Milvus docs don't seem to cover this.")
+        lines.append("Nearest pages:")
+        lines += [f"  - {h.chunk.heading}: {h.chunk.url}" for h in retrieval.hits[:3]]
+        return "\n".join(lines)
+    for n, hit in enumerate(retrieval.hits, start=1):
+        lines.append(f"[{n}] {hit.chunk.heading}")
+        lines.append(f"    {hit.chunk.url}")
+        body = " ".join(hit.chunk.text.split())
+        lines.append(textwrap.indent(textwrap.fill(textwrap.shorten(body, 400), width - 4), "    "))
+    lines.append(f"({retrieval.seconds * 1000:.0f} ms)")
+    return "\n".join(lines)
+
+
+async def cmd_eval(service: RagService, args: argparse.Namespace) -> int:
+    questions = load_questions(args.questions)
+    judged = await evaluate(questions, service.search, service.is_covered, k=args.k)
+    summary = summarize(judged)
+    if args.json:
+        summary.pop("misses")
+        print(json.dumps(summary))
+    else:
+        print(format_report(summary))
+    return 0
+
+
+async def cmd_status(service: RagService, args: argparse.Namespace) -> int:
+    status = await service.status()
+    run = status.last_run
+    last_run = None
+    if run is not None:
+        keys = ("outcome", "added", "changed", "removed", "unchanged", "errors", "seconds")
+        last_run = {key: asdict(run)[key] for key in keys} | {
+            "finished_at": run.finished_at,
+            "source": run.source,
+        }
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "uri": status.uri,
+                    "collection": status.collection,
+                    "embedding_model": status.embedding_model,
+                    "hybrid": status.hybrid,
+                    "pages": status.pages,
+                    "chunks": status.chunks,
+                    "last_run": last_run,
+                }
+            )
+        )
+        return 0
+    print(f"store:      {status.uri} (collection {status.collection})")
+    print(f"embedding:  {status.embedding_model}")
+    print(f"search:     {'hybrid dense + BM25' if status.hybrid else 'dense only'}")
+    print(f"indexed:    {status.pages} pages, {status.chunks} chunks")
+    if last_run is None:
+        print("last run:   never")
+    else:
+        print(
+            f"last run:   {last_run['outcome']} at {last_run['finished_at']} from {last_run['source']}: "
+            f"{last_run['added']} added, {last_run['changed']} changed, {last_run['removed']} removed, "
+            f"{last_run['unchanged']} unchanged, {last_run['errors']} errors, {last_run['seconds']} s"
+        )
+    return 0
+
+
+# --- plumbing --------------------------------------------------------------------------------
+
+
+class _ProgressBar:
+    """A tqdm bar on a terminal, nothing otherwise (the summary line is printed either way)."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+
+    def update(self, progress: Progress) -> None:
+        if not sys.stderr.isatty() or progress.phase != "embedding":
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=progress.total, unit="chunk", desc="embedding", file=sys.stderr)
+        self._bar.n = progress.done
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    floor = max(logging.WARNING, logging.getLevelName(level))
+    for noisy in ("milvus_lite", "faiss", "sentence_transformers", "httpx", "urllib3"):
+        logging.getLogger(noisy).setLevel(floor)
+    logging.getLogger("pymilvus").setLevel(max(logging.ERROR, floor))  # its warnings are Lite noise
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="docsbot", description="Milvus docs assistant")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    index = commands.add_parser("index", help="index the docs (incremental by page content hash)")
+    index.add_argument("--source", help="'bundled' or a folder of Markdown pages (default: DOCS_SOURCE)")
+    index.add_argument("--full", action="store_true", help="drop the collection and index everything")
+    index.set_defaults(run=cmd_index)
+
+    chat = commands.add_parser("chat", help="interactive terminal session")
+    chat.add_argument("--k", type=int, default=None, help="passages per question (default: TOP_K)")
+    chat.set_defaults(run=cmd_chat)
+
+    ask = commands.add_parser("ask", help="search for one question and exit")
+    ask.add_argument("question", nargs="+")
+    ask.add_argument("--k", type=int, default=None)
+    ask.set_defaults(run=cmd_ask)
+
+    ev = commands.add_parser("eval", help="retrieval metrics on a JSONL question set")
+    ev.add_argument("--questions", required=True, help="JSONL file (format of shared/eval/dev_questions.jsonl)")
+    ev.add_argument("--k", type=int, default=10)
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(run=cmd_eval)
+
+    status = commands.add_parser("status", help="what is indexed and how the last run went")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(run=cmd_status)
+    return parser

@@ -1,0 +1,59 @@
+"""Pages -> chunks: split on headings first (the page parser did), then the tutorial's
+RecursiveCharacterTextSplitter at CHUNK_SIZE / CHUNK_OVERLAP with Markdown-aware separators, so
+code blocks and tables break between lines rather than inside them where a line fits.
+
+Each chunk keeps its page id, title, heading path and deep link; what is embedded and
+BM25-indexed (`search_text`) is the heading path followed by the passage, which puts words like
+"HNSW" or "Index params" into passages that never repeat them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+from core.models import Chunk, Page
+
+# Paragraphs, then fenced-code boundaries, then lines (table rows, code lines), then words.
+_SEPARATORS = ["\n\n", "\n```", "\n", " ", ""]
+
+
+class Chunker:
+    def __init__(self, chunk_size: int = 512, chunk_overlap: int = 51) -> None:
+        self.chunk_size = chunk_size
+        self._splitter = RecursiveCharacterTextSplitter(
+            chunk_size=chunk_size,
+            chunk_overlap=chunk_overlap,
+            separators=_SEPARATORS,
+            keep_separator="start",
+            strip_whitespace=True,
+        )
+
+    def chunk_page(self, page: Page) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        for section in page.sections:
+            heading = " > ".join(section.heading_path)
+            for piece in self._splitter.split_text(section.text):
+                if not piece.strip("`\n "):
+                    continue  # a lone code fence left over from a split
+                position = len(chunks)
+                chunks.append(
+                    Chunk(
+                        id=chunk_id(page.id, position, piece),
+                        page_id=page.id,
+                        title=page.title,
+                        heading=heading,
+                        url=page.section_url(section.anchor),
+                        text=piece,
+                        search_text=f"{heading}\n{piece}",
+                        position=position,
+                        page_hash=page.content_hash,
+                    )
+                )
+        return chunks
+
+
+def chunk_id(page_id: str, position: int, text: str) -> str:
+    """Same page, position and text -> same id, so re-indexing an unchanged page is a no-op."""
+    return hashlib.sha256(f"{page_id}\0{position}\0{text}".encode()).hexdigest()[:32]

