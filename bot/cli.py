@@ -29,12 +29,12 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from core.config import Settings, load_settings  # noqa: E402
-from core.errors import DocsBotError  # noqa: E402
-from core.evaluation import evaluate, format_report, load_questions, summarize  # noqa: E402
-from core.indexer import Progress  # noqa: E402
-from core.models import Retrieval  # noqa: E402
-from core.service import RagService, open_service  # noqa: E402
+from core.config import Settings, load_settings
+from core.errors import DocsBotError
+from core.evaluation import evaluate, format_report, load_questions, summarize
+from core.indexer import Progress
+from core.models import Retrieval
+from core.service import RagService, open_service
 
 log = logging.getLogger("docsbot")
 
@@ -89,7 +89,9 @@ async def cmd_chat(service: RagService, args: argparse.Namespace) -> int:
         print("The index is empty: run `docsbot index` first.", file=sys.stderr)
         return 1
     await service.warm_up()
-    print(f"Milvus docs search: {status.pages} pages, {status.chunks} passages. Ask a question; Ctrl-D quits.")
+    print(
+        f"Milvus docs search: {status.pages} pages, {status.chunks} passages. Ask a question; Ctrl-D quits."
+    )
     while True:
         try:
             question = await asyncio.to_thread(input, "\nyou> ")
@@ -216,7 +218,9 @@ class _ProgressBar:
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     floor = max(logging.WARNING, logging.getLevelName(level))
     for noisy in ("milvus_lite", "faiss", "sentence_transformers", "httpx", "urllib3"):
         logging.getLogger(noisy).setLevel(floor)
@@ -242,7 +246,9 @@ def _parser() -> argparse.ArgumentParser:
     ask.set_defaults(run=cmd_ask)
 
     ev = commands.add_parser("eval", help="retrieval metrics on a JSONL question set")
-    ev.add_argument("--questions", required=True, help="JSONL file (format of shared/eval/dev_questions.jsonl)")
+    ev.add_argument(
+        "--questions", required=True, help="JSONL file (format of shared/eval/dev_questions.jsonl)"
+    )
     ev.add_argument("--k", type=int, default=10)
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(run=cmd_eval)

@@ -98,7 +98,8 @@ class SentenceTransformerEmbedder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         model = self.model
-        lengths = [len(ids) for ids in model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+        tokens = model.tokenizer(list(texts), truncation=True, max_length=model.max_seq_length)
+        lengths = [len(ids) for ids in tokens["input_ids"]]
         order = np.argsort(lengths, kind="stable")
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         for start in range(0, len(texts), self.batch_size):
@@ -107,7 +108,8 @@ class SentenceTransformerEmbedder:
         return out
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self._encode([self.query_instruction + text])[0]
+        vector: np.ndarray = self._encode([self.query_instruction + text])[0]
+        return vector
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         vectors = self.model.encode(
@@ -117,7 +119,8 @@ class SentenceTransformerEmbedder:
             convert_to_numpy=True,
             show_progress_bar=False,
         )
-        return np.asarray(vectors, dtype=np.float32)
+        out: np.ndarray = np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
+        return out
 
 
 async def embed_documents(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:

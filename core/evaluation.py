@@ -117,7 +117,12 @@ def summarize(judged: list[Judged]) -> dict[str, Any]:
         "decline_in_scope": overall["declined"],
         "per_kind": per_kind,
         "misses": [
-            {"id": j.question.id, "question": j.question.question, "rank": j.rank, "got": list(j.ranked_pages[:3])}
+            {
+                "id": j.question.id,
+                "question": j.question.question,
+                "rank": j.rank,
+                "got": list(j.ranked_pages[:3]),
+            }
             for j in in_scope
             if j.rank != 1
         ],
@@ -128,7 +133,8 @@ def format_report(summary: dict[str, Any]) -> str:
     lines = [
         f"in-scope questions: {summary['n']}",
         f"hit@1 {summary['hit@1']:.3f}   hit@5 {summary['hit@5']:.3f}   MRR@10 {summary['mrr@10']:.3f}",
-        f"declined: in scope {summary['decline_in_scope']:.3f}   out of scope {summary['decline_out_of_scope']:.3f}",
+        f"declined: in scope {summary['decline_in_scope']:.3f}   "
+        f"out of scope {summary['decline_out_of_scope']:.3f}",
         "",
         f"{'kind':<16}{'n':>4}{'hit@1':>8}{'hit@5':>8}{'mrr@10':>8}{'declined':>10}",
     ]

@@ -42,9 +42,7 @@ ProgressCallback = Callable[[Progress], None]
 
 
 class Indexer:
-    def __init__(
-        self, store: ChunkStore, embedder: Embedder, chunker: Chunker, runs: RunLog
-    ) -> None:
+    def __init__(self, store: ChunkStore, embedder: Embedder, chunker: Chunker, runs: RunLog) -> None:
         self.store = store
         self.embedder = embedder
         self.chunker = chunker
@@ -80,7 +78,9 @@ class Indexer:
         loaded = await source.load()
         run.errors, run.error_samples = len(loaded.errors), dict(list(loaded.errors.items())[:10])
         if not loaded.pages:
-            raise SourceError(f"the docs source {source.description} produced no pages; the index was left as it was")
+            raise SourceError(
+                f"the docs source {source.description} produced no pages; the index was left as it was"
+            )
 
         await asyncio.to_thread(self._prepare, full)
         indexed = await asyncio.to_thread(self.store.page_hashes)

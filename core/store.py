@@ -25,30 +25,23 @@ from core.errors import StoreError, StoreLockedError
 from core.models import Chunk
 
 
-def _import_pymilvus() -> Any:
-    """Import pymilvus without letting it parse MILVUS_URI.
-
-    On import pymilvus loads `.env` and parses MILVUS_URI as a server address, which fails for a
-    Milvus Lite path (our default). Our settings own MILVUS_URI, so pymilvus sees it empty.
-    """
+@contextlib.contextmanager
+def _pymilvus_sees_no_uri() -> Iterator[None]:
+    """On import pymilvus loads `.env` and parses MILVUS_URI as a server address, which fails
+    for a Milvus Lite path (our default). Our settings own MILVUS_URI: hide it during import."""
     saved = os.environ.get("MILVUS_URI")
     os.environ["MILVUS_URI"] = ""
     try:
-        import pymilvus
+        yield
     finally:
         if saved is None:
             del os.environ["MILVUS_URI"]
         else:
             os.environ["MILVUS_URI"] = saved
-    return pymilvus
 
 
-_pymilvus = _import_pymilvus()
-DataType = _pymilvus.DataType
-Function = _pymilvus.Function
-FunctionType = _pymilvus.FunctionType
-MilvusClient = _pymilvus.MilvusClient
-MilvusException = _pymilvus.MilvusException
+with _pymilvus_sees_no_uri():
+    from pymilvus import DataType, Function, FunctionType, MilvusClient, MilvusException
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +106,7 @@ class ChunkStore:
             return False
         info = self._call(self.client.describe_collection, self.collection)
         self.has_sparse = any(f["name"] == "sparse" for f in info["fields"])
-        self.dimension = next(
-            int(f["params"]["dim"]) for f in info["fields"] if f["name"] == "dense"
-        )
+        self.dimension = next(int(f["params"]["dim"]) for f in info["fields"] if f["name"] == "dense")
         self._call(self.client.load_collection, self.collection)
         return True
 
@@ -267,7 +258,9 @@ class ChunkStore:
         try:
             return method(*args, **kwargs)
         except MilvusException as exc:
-            raise StoreError(f"Milvus {getattr(method, '__name__', 'call')} on {self.collection} failed: {exc}") from exc
+            raise StoreError(
+                f"Milvus {getattr(method, '__name__', 'call')} on {self.collection} failed: {exc}"
+            ) from exc
 
 
 def _to_chunk(row: dict[str, Any]) -> Chunk:

@@ -20,9 +20,44 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 _TOKEN = re.compile(r"[a-z0-9][a-z0-9_\-.]*[a-z0-9]|[a-z0-9]")
 _WORD = re.compile(r"[a-z0-9_]+")
 _CHAT_WORDS = frozenset(
-    "hi hello hey thanks thank thx pls please folks guys anybody anyone somebody someone "
-    "doesnt dont cant wont isnt arent didnt im ive youre whats hows lol btw imo tbh "
-    "gotcha gotchas".split()
+    [
+        "hi",
+        "hello",
+        "hey",
+        "thanks",
+        "thank",
+        "thx",
+        "pls",
+        "please",
+        "folks",
+        "guys",
+        "anybody",
+        "anyone",
+        "somebody",
+        "someone",
+        "doesnt",
+        "dont",
+        "cant",
+        "wont",
+        "isnt",
+        "arent",
+        "didnt",
+        "im",
+        "ive",
+        "youre",
+        "whats",
+        "hows",
+        "lol",
+        "btw",
+        "imo",
+        "tbh",
+        "gotcha",
+        "gotchas",
+        "does",
+        "did",
+        "doing",
+        "know",
+    ]
 )
 _ENDINGS = ("ing", "es", "ed", "s", "e")
 

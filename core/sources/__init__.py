@@ -79,7 +79,9 @@ def pages_from_files(
         if page is None:
             result.skipped += 1
         elif page.id in seen:
-            log.warning("%s: duplicate page id %s (already read from %s); skipped", name, page.id, seen[page.id])
+            log.warning(
+                "%s: duplicate page id %s (already read from %s); skipped", name, page.id, seen[page.id]
+            )
             result.skipped += 1
         else:
             seen[page.id] = name

@@ -54,7 +54,9 @@ def split_front_matter(text: str, origin: str = "<page>") -> FrontMatter:
         if not isinstance(meta, dict):
             raise yaml.YAMLError("front matter is not a mapping")
     except yaml.YAMLError as exc:
-        log.warning("%s: malformed front matter (%s); reading key: value lines", origin, exc)
+        log.warning(
+            "%s: malformed front matter (%s); reading key: value lines", origin, " ".join(str(exc).split())
+        )
         meta = {}
         for line in raw.splitlines():
             key, sep, value = line.partition(":")

@@ -1,0 +1,121 @@
+"""The `docsbot` command end to end, as a user runs it (separate processes, fixture pages)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .conftest import FIXTURE_DOCS, FIXTURE_PAGES, FIXTURES
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="module")
+def docsbot(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    root = tmp_path_factory.mktemp("cli")
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in {"MILVUS_URI", "DOCS_SOURCE"}},
+        "MILVUS_URI": str(root / "milvus.db"),
+        "DATA_DIR": str(root / "data"),
+        "DOCS_SOURCE": str(FIXTURE_DOCS),
+        "COLLECTION": "cli_docs",
+        "LOG_LEVEL": "WARNING",
+    }
+
+    def run(*args: str, stdin: str | None = None, **extra_env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bot", *args],
+            cwd=root,
+            env={**env, **extra_env},
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    return run
+
+
+def test_index_then_reindex_then_status(docsbot: Run) -> None:
+    first = docsbot("index")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith(f"ok: {FIXTURE_PAGES} added, 0 changed, 0 removed, 0 unchanged pages")
+
+    again = docsbot("index")
+    assert again.returncode == 0, again.stderr
+    assert (
+        f"0 added, 0 changed, 0 removed, {FIXTURE_PAGES} unchanged pages; 0 chunks embedded" in again.stdout
+    )
+
+    status = docsbot("status", "--json")
+    data = json.loads(status.stdout)
+    assert data["pages"] == FIXTURE_PAGES and data["chunks"] > 50
+    assert set(data["last_run"]) >= {
+        "outcome",
+        "added",
+        "changed",
+        "removed",
+        "unchanged",
+        "errors",
+        "seconds",
+    }
+    assert data["last_run"]["outcome"] == "ok" and data["last_run"]["unchanged"] == FIXTURE_PAGES
+
+    human = docsbot("status")
+    assert "indexed:    7 pages" in human.stdout and "hybrid dense + BM25" in human.stdout
+
+
+def test_ask_and_chat_print_passages_with_links(docsbot: Run) -> None:
+    ask = docsbot("ask", "what is knowhere?")
+    assert ask.returncode == 0, ask.stderr
+    assert ask.stdout.startswith("[1] Knowhere")
+    assert "https://milvus.io/docs/knowhere.md" in ask.stdout
+
+    chat = docsbot("chat", stdin="how do I tune HNSW M?\ncan I use podman?\n")
+    assert chat.returncode == 0, chat.stderr
+    assert "https://milvus.io/docs/hnsw.md" in chat.stdout
+    assert "they never mention 'podman'" in chat.stdout
+
+
+def test_eval_json_has_the_documented_keys(docsbot: Run) -> None:
+    result = docsbot("eval", "--questions", str(FIXTURES / "questions.jsonl"), "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert set(data) == {
+        "n",
+        "hit@1",
+        "hit@5",
+        "mrr@10",
+        "decline_out_of_scope",
+        "decline_in_scope",
+        "per_kind",
+    }
+    assert data["n"] == 5 and data["hit@5"] == 1.0
+
+
+def test_failed_index_exits_non_zero_and_keeps_the_index(docsbot: Run, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = docsbot("index", "--source", str(empty))
+    assert result.returncode == 1
+    assert "produced no pages" in result.stdout
+    assert json.loads(docsbot("status", "--json").stdout)["pages"] == FIXTURE_PAGES
+
+
+def test_missing_source_is_one_line_not_a_traceback(docsbot: Run) -> None:
+    result = docsbot("index", "--source", "/no/such/dir")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "docsbot: docs source '/no/such/dir' is neither 'bundled' nor an existing directory"
+    )
+
+
+def test_chat_on_an_empty_index_says_what_to_do(docsbot: Run) -> None:
+    result = docsbot("chat", stdin="", COLLECTION="nothing_here")
+    assert result.returncode == 1 and "run `docsbot index` first" in result.stderr

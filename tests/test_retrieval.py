@@ -1,0 +1,111 @@
+"""Hybrid search on a small real index (Milvus Lite + the packaged MiniLM model)."""
+
+import pytest
+
+from core.embedding import SentenceTransformerEmbedder
+from core.models import Chunk, Hit
+from core.retrieval import RetrievalConfig, Retriever, clean_query, dedupe, fuse
+from core.service import RagService, open_service
+
+from .conftest import make_settings
+
+
+@pytest.mark.parametrize(
+    ("question", "page"),
+    [
+        ("what does M control in an HNSW index?", "hnsw.md"),
+        ("SCANN reorder_k good starting value", "scann.md"),
+        ("what is knowhere?", "knowhere.md"),
+        ("how do I start milvus standalone with docker", "install_standalone-docker.md"),
+        ("zebra_stripes", "broken-front-matter.md"),  # an exact token only BM25 knows well
+    ],
+)
+async def test_hybrid_search_finds_the_answering_page_first(
+    indexed_service: RagService, question: str, page: str
+) -> None:
+    result = await indexed_service.search(question)
+    assert result.hits[0].chunk.page_id == page
+    assert result.hits[0].chunk.url.startswith(f"https://milvus.io/docs/{page}")
+    assert indexed_service.is_covered(result)
+
+
+async def test_both_searches_contribute_to_the_fused_ranking(indexed_service: RagService) -> None:
+    result = await indexed_service.search("HNSW efConstruction", k=10)
+    assert any(h.dense_score is not None for h in result.hits)
+    assert any(h.sparse_rank is not None for h in result.hits)
+    assert [h.score for h in result.hits] == sorted((h.score for h in result.hits), reverse=True)
+
+
+async def test_hits_are_deduplicated_per_section(indexed_service: RagService) -> None:
+    result = await indexed_service.search("HNSW index parameters M efConstruction ef", k=10)
+    urls = [h.chunk.url for h in result.hits]
+    assert len(urls) == len(set(urls))
+
+
+async def test_question_about_something_the_docs_never_mention_is_not_covered(
+    indexed_service: RagService,
+) -> None:
+    result = await indexed_service.search("does milvus expose a GraphQL endpoint?")
+    assert "graphql" in result.unknown_terms
+    assert not indexed_service.is_covered(result)
+    assert result.hits  # the nearest pages are still there to point at
+
+
+async def test_empty_question_returns_nothing(indexed_service: RagService) -> None:
+    result = await indexed_service.search("  <@U123>  ")
+    assert result.hits == () and not indexed_service.is_covered(result)
+
+
+def test_clean_query_drops_mentions() -> None:
+    assert clean_query("<@U024BE7LH> how do I   index?") == "how do I index?"
+
+
+def _chunk(cid: str, url: str, text: str = "t") -> Chunk:
+    return Chunk(cid, "p.md", "P", "P", url, text, text, 0, "h")
+
+
+def test_weighted_rrf_prefers_agreement_and_respects_weights() -> None:
+    a, b, c = _chunk("a", "u#a"), _chunk("b", "u#b"), _chunk("c", "u#c")
+    cfg = RetrievalConfig(rrf_k=60, dense_weight=1.0, sparse_weight=0.5)
+    hits = fuse([(a, 0.9), (b, 0.8)], [b, c], cfg)
+    assert [h.chunk.id for h in hits] == ["b", "a", "c"]
+    assert hits[0].score == pytest.approx(1 / 62 + 0.5 / 61)
+    dense_only = fuse([(a, 0.9), (b, 0.8)], [b, c], RetrievalConfig(sparse_weight=0.0))
+    assert [h.chunk.id for h in dense_only][:2] == ["a", "b"]
+
+
+def test_dedupe_keeps_best_per_section_and_per_identical_text() -> None:
+    hits = [
+        Hit(_chunk("1", "u#x", "one"), 3),
+        Hit(_chunk("2", "u#x", "two"), 2),
+        Hit(_chunk("3", "u#y", "one"), 1),
+        Hit(_chunk("4", "u#z", "four"), 0.5),
+    ]
+    assert [h.chunk.id for h in dedupe(hits)] == ["1", "4"]
+
+
+async def test_dense_only_collection_still_answers(
+    tmp_path: object, embedder: SentenceTransformerEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Milvus server without the BM25 function gets a dense-only collection, and search works."""
+    from core import store as store_module
+
+    original = store_module.ChunkStore._create
+
+    def no_bm25(self: store_module.ChunkStore, dimension: int, with_bm25: bool) -> None:
+        if with_bm25:
+            raise store_module.MilvusException(message="function type BM25 is not supported")
+        original(self, dimension, with_bm25)
+
+    monkeypatch.setattr(store_module.ChunkStore, "_create", no_bm25)
+    async with open_service(make_settings(tmp_path), embedder=embedder) as service:  # type: ignore[arg-type]
+        assert (await service.index()).outcome == "ok"
+        assert not service.store.has_sparse
+        result = await service.search("what is knowhere?")
+    assert result.dense_only and result.hits[0].chunk.page_id == "knowhere.md"
+    assert all(h.sparse_rank is None for h in result.hits)
+
+
+def test_retriever_config_from_settings(indexed_service: RagService) -> None:
+    retriever: Retriever = indexed_service.retriever
+    assert retriever.config.top_k == 5 and retriever.config.candidates == 20
