@@ -44,6 +44,8 @@ with _pymilvus_sees_no_uri():
     from pymilvus import DataType, Function, FunctionType, MilvusClient, MilvusException
 
 log = logging.getLogger(__name__)
+# Milvus Lite has no MVCC timestamp service; pymilvus warns about it on every query_iterator.
+logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
 
 _TEXT_MAX = 16_384
 _ANALYZER = {"tokenizer": "standard", "filter": ["lowercase"]}

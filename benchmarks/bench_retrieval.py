@@ -1,0 +1,80 @@
+"""Retrieval latency (embed the question + hybrid search) on an existing full index.
+
+    python benchmarks/bench_retrieval.py [--questions FILE] [--repeat 3]
+
+Uses the index the settings point at (MILVUS_URI, default ./data/milvus.db: run `docsbot index`
+or `make demo` first). Questions: the dev set if present, else the test fixture's. Prints one
+JSON object with p50/p95 in milliseconds for the whole search and for its two parts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from core.config import load_settings  # noqa: E402
+from core.embedding import embed_query  # noqa: E402
+from core.evaluation import load_questions  # noqa: E402
+from core.retrieval import clean_query  # noqa: E402
+from core.service import open_service  # noqa: E402
+
+DEV = ROOT.parent / "shared" / "eval" / "dev_questions.jsonl"
+FIXTURE = ROOT / "tests" / "fixtures" / "questions.jsonl"
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)
+
+
+async def main(args: argparse.Namespace) -> dict[str, object]:
+    questions = [q.question for q in load_questions(args.questions)]
+    settings = load_settings()
+    async with open_service(settings) as service:
+        status = await service.status()
+        if status.chunks == 0:
+            raise SystemExit("the index is empty: run `docsbot index` first")
+        await service.warm_up()
+        total, embed, search = [], [], []
+        for _ in range(args.repeat):
+            for question in questions:
+                started = time.perf_counter()
+                await service.search(question)
+                total.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                vector = await embed_query(service.embedder, clean_query(question))
+                embed.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                await asyncio.to_thread(service.store.dense_search, vector, settings.retrieval_candidates)
+                await asyncio.to_thread(service.store.sparse_search, question, settings.retrieval_candidates)
+                search.append(time.perf_counter() - started)
+    return {
+        "benchmark": "retrieval",
+        "chunks": status.chunks,
+        "queries": len(total),
+        "p50_ms": _pct(total, 0.5),
+        "p95_ms": _pct(total, 0.95),
+        "embed_p50_ms": _pct(embed, 0.5),
+        "embed_p95_ms": _pct(embed, 0.95),
+        "milvus_p50_ms": _pct(search, 0.5),
+        "milvus_p95_ms": _pct(search, 0.95),
+        "mean_ms": round(statistics.mean(total) * 1000, 1),
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--questions", default=str(DEV if DEV.exists() else FIXTURE))
+    parser.add_argument("--repeat", type=int, default=3)
+    print(json.dumps(asyncio.run(main(parser.parse_args()))))
