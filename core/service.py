@@ -11,19 +11,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from core.chunking import Chunker
 from core.config import Settings
 from core.embedding import Embedder, SentenceTransformerEmbedder
-from core.errors import IndexEmptyError
+from core.errors import DocsBotError, IndexEmptyError
+from core.generation import ChatLLM, LLMBusyError, LLMError, OpenAIChatLLM
 from core.indexer import Indexer, ProgressCallback
-from core.models import Retrieval
+from core.models import Answer, Retrieval, Source
+from core.prompting import Turn, build_messages, finalize, is_small_talk, search_query
 from core.retrieval import RetrievalConfig, Retriever
 from core.runlog import IndexRun, RunLog
 from core.sources import open_source
 from core.store import ChunkStore
+
+log = logging.getLogger(__name__)
+
+USAGE = "Ask me a question about Milvus, for example: how do I choose HNSW parameters?"
+SMALL_TALK = (
+    "Hi! I answer questions about Milvus from its documentation, with links to the sources. "
+    "Try: how do I choose HNSW parameters?"
+)
+COMMUNITY = (
+    "For questions the docs don't answer, the Milvus community on GitHub Discussions and Discord can help."
+)
 
 
 @dataclass(frozen=True)
@@ -38,10 +53,13 @@ class IndexStatus:
 
 
 class RagService:
-    def __init__(self, settings: Settings, store: ChunkStore, embedder: Embedder) -> None:
+    def __init__(
+        self, settings: Settings, store: ChunkStore, embedder: Embedder, llm: ChatLLM | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
         self.embedder = embedder
+        self.llm = llm
         self.retriever = Retriever(
             store,
             embedder,
@@ -66,6 +84,103 @@ class RagService:
             if not self._ready:
                 raise IndexEmptyError("the collection does not exist yet")
         return await self.retriever.search(question, k)
+
+    async def ask(self, question: str, history: Sequence[Turn] = ()) -> Answer:
+        """The whole answer at once (see `stream`)."""
+        answer: Answer | None = None
+        async for part in self.stream(question, history):
+            if isinstance(part, Answer):
+                answer = part
+        assert answer is not None  # stream always ends with an Answer
+        return answer
+
+    async def stream(self, question: str, history: Sequence[Turn] = ()) -> AsyncIterator[str | Answer]:
+        """Text deltas as the LLM writes them, then the final `Answer` (always, exactly once).
+
+        Questions the docs don't cover, small talk and bad input never reach the LLM. Failures
+        end in an Answer with one honest sentence and the most relevant links; never an exception.
+        """
+        started = time.perf_counter()
+        answer: Answer | None = None
+        try:
+            async for part in self._stream(question.strip(), history):
+                if isinstance(part, Answer):
+                    answer = part
+                else:
+                    yield part
+        except DocsBotError as exc:
+            log.warning("question failed: %s", exc, exc_info=exc.__cause__ is not None)
+            answer = Answer(text=exc.user_message, outcome="error")
+        except Exception:
+            log.exception("unexpected error while answering")
+            answer = Answer(text=DocsBotError.user_message, outcome="error")
+        assert answer is not None
+        answer = Answer(
+            answer.text, answer.outcome, answer.sources, answer.retrieval, time.perf_counter() - started
+        )
+        log.info(
+            "question answered: outcome=%s seconds=%.2f sources=%d",
+            answer.outcome,
+            answer.seconds,
+            len(answer.sources),
+        )
+        yield answer
+
+    async def _stream(self, question: str, history: Sequence[Turn]) -> AsyncIterator[str | Answer]:
+        if not question:
+            yield Answer(text=USAGE, outcome="empty")
+            return
+        if len(question) > self.settings.max_question_chars:
+            yield Answer(
+                text=f"That message is too long for me ({len(question)} characters; the limit is "
+                f"{self.settings.max_question_chars}). Please ask a shorter question.",
+                outcome="too_long",
+            )
+            return
+        if is_small_talk(question):
+            yield Answer(text=SMALL_TALK, outcome="small_talk")
+            return
+        retrieval = await self.search(search_query(question, history))
+        nearest = _sources(retrieval, 3)
+        if not self.is_covered(retrieval):
+            unknown = ", ".join(f"'{t}'" for t in retrieval.unknown_terms)
+            why = f" (they never mention {unknown})" if unknown else ""
+            yield Answer(
+                text=f"I couldn't find this in the Milvus docs{why}. The closest pages are below. "
+                + COMMUNITY,
+                outcome="not_covered",
+                sources=nearest,
+                retrieval=retrieval,
+            )
+            return
+        if self.llm is None:
+            yield Answer(
+                text="Answer generation is off (no LLM configured); these docs sections match best:",
+                outcome="answered",
+                sources=_sources(retrieval, len(retrieval.hits)),
+                retrieval=retrieval,
+            )
+            return
+        parts: list[str] = []
+        try:
+            async for delta in self.llm.stream(build_messages(question, retrieval.hits, history)):
+                parts.append(delta)
+                yield delta
+        except LLMBusyError as exc:
+            log.warning("LLM busy: %s", exc)
+            yield Answer(text=exc.user_message, outcome="busy", sources=nearest, retrieval=retrieval)
+            return
+        except LLMError as exc:
+            log.warning("LLM failed: %s", exc, exc_info=exc.__cause__ is not None)
+            yield Answer(
+                text=f"{exc.user_message} These docs sections look relevant:",
+                outcome="error",
+                sources=nearest,
+                retrieval=retrieval,
+            )
+            return
+        text, sources = finalize("".join(parts), retrieval.hits)
+        yield Answer(text=text, outcome="answered", sources=sources, retrieval=retrieval)
 
     async def warm_up(self) -> None:
         """Load the model and the vocabulary now, so the first question is not the slow one."""
@@ -110,8 +225,21 @@ class RagService:
         )
 
 
+def _sources(retrieval: Retrieval, count: int) -> tuple[Source, ...]:
+    return tuple(
+        Source(n, hit.chunk.title, hit.chunk.heading, hit.chunk.url)
+        for n, hit in enumerate(retrieval.hits[:count], start=1)
+    )
+
+
 @contextlib.asynccontextmanager
-async def open_service(settings: Settings, embedder: Embedder | None = None) -> AsyncIterator[RagService]:
+async def open_service(
+    settings: Settings,
+    embedder: Embedder | None = None,
+    llm: ChatLLM | None = None,
+    *,
+    generation: bool = True,
+) -> AsyncIterator[RagService]:
     """Build the service from settings; every resource is closed in reverse order on exit."""
     async with contextlib.AsyncExitStack() as stack:
         store = await asyncio.to_thread(
@@ -128,4 +256,18 @@ async def open_service(settings: Settings, embedder: Embedder | None = None) -> 
             batch_size=settings.embedding_batch_size,
             query_instruction=settings.query_instruction,
         )
-        yield RagService(settings, store, embedder)
+        if llm is None and generation:
+            llm = OpenAIChatLLM(
+                settings.llm_base_url,
+                settings.llm_model,
+                settings.llm_api_key.get_secret_value(),
+                temperature=settings.llm_temperature,
+                top_p=settings.llm_top_p,
+                max_tokens=settings.llm_max_tokens,
+                timeout=settings.llm_timeout,
+                max_retries=settings.llm_max_retries,
+                concurrency=settings.llm_concurrency,
+                queue_timeout=settings.llm_queue_timeout,
+            )
+            stack.push_async_callback(llm.close)
+        yield RagService(settings, store, embedder, llm)
