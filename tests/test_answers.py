@@ -1,0 +1,128 @@
+"""RagService.ask/stream against a faithful fake OpenAI-compatible server (fault cases)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+
+from core.generation import OpenAIChatLLM
+from core.models import Answer
+from core.prompting import Turn
+from core.service import RagService
+
+from .fakes.llm_server import FakeLLM
+
+
+@pytest.fixture
+async def fake_llm() -> AsyncIterator[FakeLLM]:
+    server = await FakeLLM().start()
+    yield server
+    await server.stop()
+
+
+def _service(indexed: RagService, base_url: str, **llm_options: float) -> RagService:
+    options = {"timeout": 5.0, "max_retries": 0, "concurrency": 4, "queue_timeout": 5.0} | llm_options
+    llm = OpenAIChatLLM(base_url, "fake-model", **options)  # type: ignore[arg-type]
+    return RagService(indexed.settings, indexed.store, indexed.embedder, llm)
+
+
+async def test_answer_streams_then_ends_with_cited_sources(
+    indexed_service: RagService, fake_llm: FakeLLM
+) -> None:
+    service = _service(indexed_service, fake_llm.base_url)
+    parts = [part async for part in service.stream("what does M control in an HNSW index?")]
+    deltas, final = parts[:-1], parts[-1]
+    assert len(deltas) > 3 and all(isinstance(d, str) for d in deltas)
+    assert isinstance(final, Answer) and final.outcome == "answered"
+    assert final.text == "HNSW's M sets the maximum number of edges per node [1]. See also."  # [9] dropped
+    assert [s.number for s in final.sources] == [1]
+    assert final.sources[0].url.startswith("https://milvus.io/docs/hnsw.md")
+    request = fake_llm.requests[0]
+    assert request["stream"] is True and request["model"] == "fake-model"
+    assert request["temperature"] == 0.2 and request["top_p"] == 0.95
+    assert "[1] HNSW" in request["messages"][-1]["content"]
+
+
+async def test_not_covered_questions_never_reach_the_llm(
+    indexed_service: RagService, fake_llm: FakeLLM
+) -> None:
+    service = _service(indexed_service, fake_llm.base_url)
+    answer = await service.ask("does milvus expose a GraphQL endpoint?")
+    assert answer.outcome == "not_covered" and "never mention 'graphql'" in answer.text
+    assert answer.sources and all(s.url.startswith("https://milvus.io/docs/") for s in answer.sources)
+    assert fake_llm.requests == []
+
+
+@pytest.mark.parametrize(
+    ("question", "outcome"),
+    [("", "empty"), ("   ", "empty"), ("hi there!", "small_talk"), ("x" * 5000, "too_long")],
+)
+async def test_bad_input_and_small_talk_get_a_short_reply_without_llm(
+    indexed_service: RagService, fake_llm: FakeLLM, question: str, outcome: str
+) -> None:
+    answer = await _service(indexed_service, fake_llm.base_url).ask(question)
+    assert answer.outcome == outcome and answer.text
+    assert fake_llm.requests == []
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_llm_down_gives_one_honest_sentence_and_links(indexed_service: RagService) -> None:
+    service = _service(indexed_service, f"http://127.0.0.1:{_closed_port()}/v1")
+    answer = await service.ask("what does M control in an HNSW index?")
+    assert answer.outcome == "error"
+    assert answer.text.startswith("I couldn't reach the language model just now.")
+    assert "Traceback" not in answer.text and "Connection" not in answer.text
+    assert answer.sources[0].url.startswith("https://milvus.io/docs/hnsw.md")
+
+
+async def test_llm_timeout_is_bounded(indexed_service: RagService, fake_llm: FakeLLM) -> None:
+    fake_llm.hang = True
+    service = _service(indexed_service, fake_llm.base_url, timeout=1.0, max_retries=1)
+    started = asyncio.get_running_loop().time()
+    answer = await service.ask("what does M control in an HNSW index?")
+    assert answer.outcome == "error" and answer.sources
+    assert asyncio.get_running_loop().time() - started < 10
+    assert len(fake_llm.requests) == 2  # one try + one bounded retry
+
+
+async def test_llm_500_is_retried_a_bounded_number_of_times(
+    indexed_service: RagService, fake_llm: FakeLLM
+) -> None:
+    fake_llm.status = 500
+    answer = await _service(indexed_service, fake_llm.base_url, max_retries=2).ask("what is knowhere?")
+    assert answer.outcome == "error" and answer.text.startswith("I couldn't reach")
+    assert len(fake_llm.requests) == 3
+
+
+async def test_concurrency_is_bounded_and_overflow_is_told_to_retry(
+    indexed_service: RagService, fake_llm: FakeLLM
+) -> None:
+    fake_llm.delay = 1.5
+    service = _service(indexed_service, fake_llm.base_url, concurrency=1, queue_timeout=0.3)
+    first, second = await asyncio.gather(service.ask("what is knowhere?"), service.ask("what is knowhere?"))
+    assert sorted([first.outcome, second.outcome]) == ["answered", "busy"]
+    busy = first if first.outcome == "busy" else second
+    assert "try again" in busy.text
+    assert len(fake_llm.requests) == 1
+
+
+async def test_follow_up_uses_history_to_search(indexed_service: RagService, fake_llm: FakeLLM) -> None:
+    fake_llm.answer = "Its default is 30 [1]."
+    service = _service(indexed_service, fake_llm.base_url)
+    history = [
+        Turn("user", "what does M control in an HNSW index?"),
+        Turn("assistant", "Max edges per node [1]."),
+    ]
+    answer = await service.ask("and what's its default value?", history)
+    assert answer.outcome == "answered"
+    assert answer.retrieval is not None and answer.retrieval.hits[0].chunk.page_id == "hnsw.md"
+    messages = fake_llm.requests[0]["messages"]
+    assert messages[1] == {"role": "user", "content": "what does M control in an HNSW index?"}
