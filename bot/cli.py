@@ -32,7 +32,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from core.config import Settings, load_settings
 from core.errors import DocsBotError
-from core.evaluation import evaluate, format_report, load_questions, summarize
+from core.evaluation import evaluate, evaluate_answers, format_report, load_questions, summarize
 from core.indexer import Progress
 from core.local_llm import is_listening, is_local_default, local_llm_server, resolve_model
 from core.models import Answer, Retrieval
@@ -214,6 +214,19 @@ def render_passages(retrieval: Retrieval, covered: bool, width: int = 100) -> st
 
 async def cmd_eval(service: RagService, args: argparse.Namespace) -> int:
     questions = load_questions(args.questions)
+    if args.answers:
+        async with _terminal_llm(service, disabled=False) as note:
+            if note:
+                print(note, file=sys.stderr)
+            result = await evaluate_answers(questions, service.ask)
+        if not args.json:
+            for row in result["answers"]:
+                print(
+                    f"{row['id']} {row['outcome']:<12} declined={row['declined']!s:<5} {row['text'][:120]!r}"
+                )
+            result.pop("answers")
+        print(json.dumps(result))
+        return 0
     judged = await evaluate(questions, service.search, service.is_covered, k=args.k)
     summary = summarize(judged)
     if args.json:
@@ -293,7 +306,7 @@ def _setup_logging(level: str) -> None:
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     floor = max(logging.WARNING, logging.getLevelName(level))
-    for noisy in ("milvus_lite", "faiss", "sentence_transformers", "httpx", "urllib3"):
+    for noisy in ("milvus_lite", "faiss", "sentence_transformers", "httpx", "httpx2", "openai", "urllib3"):
         logging.getLogger(noisy).setLevel(floor)
     logging.getLogger("pymilvus").setLevel(max(logging.ERROR, floor))  # its warnings are Lite noise
 
@@ -329,6 +342,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--k", type=int, default=10)
     ev.add_argument("--json", action="store_true")
+    ev.add_argument("--answers", action="store_true", help="generate answers too (needs the LLM)")
     ev.set_defaults(run=cmd_eval)
 
     status = commands.add_parser("status", help="what is indexed and how the last run went")

@@ -39,7 +39,9 @@ async def local_llm(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[s
         yield base_url
 
 
-async def test_answer_streams_from_a_real_llama_cpp_server(indexed_service: RagService, local_llm: str) -> None:
+async def test_answer_streams_from_a_real_llama_cpp_server(
+    indexed_service: RagService, local_llm: str
+) -> None:
     llm = OpenAIChatLLM(local_llm, "smollm2", max_tokens=64, timeout=120)
     service = RagService(indexed_service.settings, indexed_service.store, indexed_service.embedder, llm)
     try:
@@ -57,7 +59,7 @@ async def test_answer_streams_from_a_real_llama_cpp_server(indexed_service: RagS
 def test_server_binds_only_to_loopback(tmp_path: Path) -> None:
     command = server_command(tmp_path / "m.gguf", "m", "http://127.0.0.1:18080/v1", threads=2, context=2048)
     assert command[command.index("--host") + 1] == "127.0.0.1"
-    with pytest.raises(DocsBotError, match="only binds to 127.0.0.1"):
+    with pytest.raises(DocsBotError, match=r"only binds to 127\.0\.0\.1"):
         server_command(tmp_path / "m.gguf", "m", "http://0.0.0.0:18080/v1", threads=2, context=2048)
 
 
