@@ -17,15 +17,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("GRPC_VERBOSITY", "NONE")
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.quiet import quiet_third_party
+
+quiet_third_party()
 
 from core.chunking import Chunker
 from core.config import load_settings

@@ -12,22 +12,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("GRPC_VERBOSITY", "NONE")
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.config import load_settings  # noqa: E402
-from core.embedding import embed_query  # noqa: E402
-from core.evaluation import load_questions  # noqa: E402
-from core.retrieval import clean_query  # noqa: E402
-from core.service import open_service  # noqa: E402
+from core.quiet import quiet_third_party
+
+quiet_third_party()
+
+from core.config import load_settings
+from core.embedding import embed_query
+from core.evaluation import load_questions
+from core.retrieval import clean_query
+from core.service import open_service
 
 DEV = ROOT.parent / "shared" / "eval" / "dev_questions.jsonl"
 FIXTURE = ROOT / "tests" / "fixtures" / "questions.jsonl"

@@ -17,18 +17,15 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import asdict
 from typing import Any
 
-# Quiet third-party start-up noise before those libraries are imported.
-os.environ.setdefault("GRPC_VERBOSITY", "NONE")
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from core.quiet import quiet_third_party
+
+quiet_third_party()
 
 from core.config import Settings, load_settings
 from core.errors import DocsBotError

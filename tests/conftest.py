@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -10,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-os.environ.setdefault("GRPC_VERBOSITY", "NONE")
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from core.quiet import quiet_third_party
+
+quiet_third_party()
 
 from core.config import Settings, load_settings
 from core.embedding import SentenceTransformerEmbedder
