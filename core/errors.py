@@ -1,7 +1,8 @@
 """Every error the core raises on purpose, in one place.
 
 Adapters catch `DocsBotError` and show `user_message` (one honest sentence); the log gets the
-exception with its cause. Anything else escaping the core is a bug.
+message at WARNING and the traceback with its cause at DEBUG. Anything else escaping the core is
+a bug (logged with its traceback).
 """
 
 from __future__ import annotations

@@ -64,7 +64,8 @@ class Indexer:
             await self._run(source, full, run, notify)
             run.outcome = "ok"
         except DocsBotError as exc:
-            log.error("index run failed: %s", exc, exc_info=exc.__cause__ is not None)
+            log.error("index run failed: %s", exc)
+            log.debug("details", exc_info=exc)
             run.outcome, run.message = "failed", str(exc)
         finally:
             run.seconds = round(time.perf_counter() - started, 2)

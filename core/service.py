@@ -109,7 +109,8 @@ class RagService:
                 else:
                     yield part
         except DocsBotError as exc:
-            log.warning("question failed: %s", exc, exc_info=exc.__cause__ is not None)
+            log.warning("question failed: %s", exc)
+            log.debug("details", exc_info=exc)
             answer = Answer(text=exc.user_message, outcome="error")
         except Exception:
             log.exception("unexpected error while answering")
@@ -171,7 +172,8 @@ class RagService:
             yield Answer(text=exc.user_message, outcome="busy", sources=nearest, retrieval=retrieval)
             return
         except LLMError as exc:
-            log.warning("LLM failed: %s", exc, exc_info=exc.__cause__ is not None)
+            log.warning("LLM failed: %s", exc)
+            log.debug("details", exc_info=exc)
             yield Answer(
                 text=f"{exc.user_message} These docs sections look relevant:",
                 outcome="error",

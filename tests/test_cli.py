@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import FIXTURE_DOCS, FIXTURE_PAGES, FIXTURES
+from .fakes.llm_server import ThreadedFakeLLM
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -42,8 +43,14 @@ def docsbot(tmp_path_factory: pytest.TempPathFactory) -> Run:
     return run
 
 
-def test_index_then_reindex_then_status(docsbot: Run) -> None:
-    first = docsbot("index")
+@pytest.fixture(scope="module")
+def first_index(docsbot: Run) -> subprocess.CompletedProcess[str]:
+    """The module's index, built once by the CLI itself."""
+    return docsbot("index")
+
+
+def test_index_then_reindex_then_status(docsbot: Run, first_index: subprocess.CompletedProcess[str]) -> None:
+    first = first_index
     assert first.returncode == 0, first.stderr
     assert first.stdout.startswith(f"ok: {FIXTURE_PAGES} added, 0 changed, 0 removed, 0 unchanged pages")
 
@@ -71,18 +78,45 @@ def test_index_then_reindex_then_status(docsbot: Run) -> None:
     assert "indexed:    7 pages" in human.stdout and "hybrid dense + BM25" in human.stdout
 
 
-def test_ask_and_chat_print_passages_with_links(docsbot: Run) -> None:
-    ask = docsbot("ask", "what is knowhere?")
+@pytest.mark.usefixtures("first_index")
+def test_ask_without_llm_prints_passages_with_links(docsbot: Run) -> None:
+    ask = docsbot("ask", "--no-llm", "what is knowhere?")
     assert ask.returncode == 0, ask.stderr
     assert ask.stdout.startswith("[1] Knowhere")
     assert "https://milvus.io/docs/knowhere.md" in ask.stdout
 
-    chat = docsbot("chat", stdin="how do I tune HNSW M?\ncan I use podman?\n")
+
+@pytest.mark.usefixtures("first_index")
+def test_chat_streams_cited_answers_from_the_configured_llm(docsbot: Run) -> None:
+    with ThreadedFakeLLM(answer="M is the maximum number of edges per node [1].") as llm:
+        chat = docsbot(
+            "chat",
+            stdin="how do I tune HNSW M?\nand what is its default?\ncan I use podman?\nhello\n",
+            LLM_BASE_URL=llm.base_url,
+            LLM_MODEL="fake-model",
+        )
+        requests = list(llm.requests)
     assert chat.returncode == 0, chat.stderr
-    assert "https://milvus.io/docs/hnsw.md" in chat.stdout
-    assert "they never mention 'podman'" in chat.stdout
+    out = chat.stdout
+    assert "M is the maximum number of edges per node [1]." in out
+    assert "Sources:\n  [1] HNSW" in out and "https://milvus.io/docs/hnsw.md" in out
+    assert "they never mention 'podman'" in out  # declined without the LLM
+    assert "I answer questions about Milvus" in out  # small talk
+    assert len(requests) == 2
+    follow_up = requests[1]["messages"]
+    assert follow_up[1] == {"role": "user", "content": "how do I tune HNSW M?"}
 
 
+@pytest.mark.usefixtures("first_index")
+def test_unreachable_llm_is_one_honest_sentence_with_links(docsbot: Run) -> None:
+    result = docsbot("ask", "what is knowhere?", LLM_BASE_URL="http://127.0.0.1:9/v1", LLM_MAX_RETRIES="0")
+    assert result.returncode == 1
+    assert result.stdout.startswith("I couldn't reach the language model just now.")
+    assert "https://milvus.io/docs/knowhere.md" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.usefixtures("first_index")
 def test_eval_json_has_the_documented_keys(docsbot: Run) -> None:
     result = docsbot("eval", "--questions", str(FIXTURES / "questions.jsonl"), "--json")
     assert result.returncode == 0, result.stderr
@@ -99,6 +133,7 @@ def test_eval_json_has_the_documented_keys(docsbot: Run) -> None:
     assert data["n"] == 5 and data["hit@5"] == 1.0
 
 
+@pytest.mark.usefixtures("first_index")
 def test_failed_index_exits_non_zero_and_keeps_the_index(docsbot: Run, tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
