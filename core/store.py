@@ -44,8 +44,11 @@ with _pymilvus_sees_no_uri():
     from pymilvus import DataType, Function, FunctionType, MilvusClient, MilvusException
 
 log = logging.getLogger(__name__)
-# Milvus Lite has no MVCC timestamp service; pymilvus warns about it on every query_iterator.
+# Milvus Lite has no MVCC timestamp service (AllocTimestamp): on every query_iterator pymilvus
+# warns and Lite's in-process gRPC server logs a traceback, then both fall back to a client-side
+# timestamp, which is fine. Keep that noise out of users' terminals.
 logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
+logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
 
 _TEXT_MAX = 16_384
 _ANALYZER = {"tokenizer": "standard", "filter": ["lowercase"]}
