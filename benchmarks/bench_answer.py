@@ -14,16 +14,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from core.quiet import quiet_third_party
-
-quiet_third_party()
+from common import DEFAULT_QUESTIONS, percentile_ms
 
 from core.config import load_settings
 from core.evaluation import load_questions
@@ -32,14 +25,6 @@ from core.models import Answer
 from core.prompting import build_messages
 from core.service import RagService, open_service
 from tests.fakes.llm_server import FakeLLM
-
-DEV = ROOT.parent / "shared" / "eval" / "dev_questions.jsonl"
-FIXTURE = ROOT / "tests" / "fixtures" / "questions.jsonl"
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)
 
 
 async def _ttft_service(service: RagService, question: str) -> tuple[float | None, Answer]:
@@ -95,21 +80,21 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         "benchmark": "answer_overhead",
         "llm": "fake streaming server" if fake else url,
         "answered": len(overhead),
-        "service_ttft_p50_ms": _pct(service_ttft, 0.5),
-        "raw_ttft_p50_ms": _pct(raw_ttft, 0.5),
-        "overhead_p50_ms": _pct(overhead, 0.5),
-        "overhead_p95_ms": _pct(overhead, 0.95),
-        "retrieval_p50_ms": _pct(retrieval, 0.5),
-        "retrieval_p95_ms": _pct(retrieval, 0.95),
-        "overhead_minus_retrieval_p50_ms": _pct(margin, 0.5),
-        "overhead_minus_retrieval_p95_ms": _pct(margin, 0.95),
-        "goal_met": _pct(margin, 0.95) <= 20.0,
+        "service_ttft_p50_ms": percentile_ms(service_ttft, 0.5),
+        "raw_ttft_p50_ms": percentile_ms(raw_ttft, 0.5),
+        "overhead_p50_ms": percentile_ms(overhead, 0.5),
+        "overhead_p95_ms": percentile_ms(overhead, 0.95),
+        "retrieval_p50_ms": percentile_ms(retrieval, 0.5),
+        "retrieval_p95_ms": percentile_ms(retrieval, 0.95),
+        "overhead_minus_retrieval_p50_ms": percentile_ms(margin, 0.5),
+        "overhead_minus_retrieval_p95_ms": percentile_ms(margin, 0.95),
+        "goal_met": percentile_ms(margin, 0.95) <= 20.0,
     }
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--questions", default=str(DEV if DEV.exists() else FIXTURE))
+    parser.add_argument("--questions", default=str(DEFAULT_QUESTIONS))
     parser.add_argument("--llm-url", default="")
     parser.add_argument("--llm-model", default="fake-model")
     parser.add_argument("--max-tokens", type=int, default=64)

@@ -17,16 +17,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from core.quiet import quiet_third_party
-
-quiet_third_party()
+import common  # noqa: F401  (import path and quiet start-up)
 
 from core.chunking import Chunker
 from core.config import load_settings

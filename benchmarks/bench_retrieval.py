@@ -13,30 +13,15 @@ import argparse
 import asyncio
 import json
 import statistics
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from core.quiet import quiet_third_party
-
-quiet_third_party()
+from common import DEFAULT_QUESTIONS, percentile_ms
 
 from core.config import load_settings
 from core.embedding import embed_query
 from core.evaluation import load_questions
 from core.retrieval import clean_query
 from core.service import open_service
-
-DEV = ROOT.parent / "shared" / "eval" / "dev_questions.jsonl"
-FIXTURE = ROOT / "tests" / "fixtures" / "questions.jsonl"
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)
 
 
 async def main(args: argparse.Namespace) -> dict[str, object]:
@@ -64,18 +49,18 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         "benchmark": "retrieval",
         "chunks": status.chunks,
         "queries": len(total),
-        "p50_ms": _pct(total, 0.5),
-        "p95_ms": _pct(total, 0.95),
-        "embed_p50_ms": _pct(embed, 0.5),
-        "embed_p95_ms": _pct(embed, 0.95),
-        "milvus_p50_ms": _pct(search, 0.5),
-        "milvus_p95_ms": _pct(search, 0.95),
+        "p50_ms": percentile_ms(total, 0.5),
+        "p95_ms": percentile_ms(total, 0.95),
+        "embed_p50_ms": percentile_ms(embed, 0.5),
+        "embed_p95_ms": percentile_ms(embed, 0.95),
+        "milvus_p50_ms": percentile_ms(search, 0.5),
+        "milvus_p95_ms": percentile_ms(search, 0.95),
         "mean_ms": round(statistics.mean(total) * 1000, 1),
     }
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--questions", default=str(DEV if DEV.exists() else FIXTURE))
+    parser.add_argument("--questions", default=str(DEFAULT_QUESTIONS))
     parser.add_argument("--repeat", type=int, default=3)
     print(json.dumps(asyncio.run(main(parser.parse_args()))))
