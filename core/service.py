@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -116,9 +117,7 @@ class RagService:
             log.exception("unexpected error while answering")
             answer = Answer(text=DocsBotError.user_message, outcome="error")
         assert answer is not None
-        answer = Answer(
-            answer.text, answer.outcome, answer.sources, answer.retrieval, time.perf_counter() - started
-        )
+        answer = dataclasses.replace(answer, seconds=time.perf_counter() - started)
         log.info(
             "question answered: outcome=%s seconds=%.2f sources=%d",
             answer.outcome,
