@@ -41,17 +41,21 @@ class Turn:
 
 def _escape(text: str) -> str:
     """Keep data from closing our tags."""
-    return text.replace("</sources>", "< /sources>").replace("</question>", "< /question>")
+    for tag in ("</sources>", "</source>", "</question>"):
+        text = text.replace(tag, tag.replace("</", "< /"))
+    return text
 
 
 def build_messages(question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> list[dict[str, str]]:
     """System rules + numbered sources, then the bounded history, then the fenced question.
 
-    The sources sit in the system message: small local models (the offline default) echo them
-    back verbatim when they come in the user's turn, and answer when they don't.
+    The sources sit in the system message as `<source id="n">` blocks without URLs (the links
+    are added after generation): small local models (the offline default) echoed "[n] heading /
+    URL:" blocks back verbatim instead of answering.
     """
     sources = "\n\n".join(
-        f"[{n}] {hit.chunk.heading}\nURL: {hit.chunk.url}\n{_escape(hit.chunk.text[:_SOURCE_TEXT_LIMIT])}"
+        f'<source id="{n}" section="{_escape(hit.chunk.heading).replace(chr(34), chr(39))}">\n'
+        f"{_escape(hit.chunk.text[:_SOURCE_TEXT_LIMIT])}\n</source>"
         for n, hit in enumerate(hits, start=1)
     )
     messages = [{"role": "system", "content": f"{SYSTEM_PROMPT}\n\n<sources>\n{sources}\n</sources>"}]
@@ -62,7 +66,7 @@ def build_messages(question: str, hits: Sequence[Hit], history: Sequence[Turn] =
         {
             "role": "user",
             "content": f"<question>\n{_escape(question)}\n</question>\n\n"
-            "(Answer in a few sentences from the sources and cite them like [1].)",
+            "(Answer in your own words in a few sentences, using the sources, and cite them like [1].)",
         }
     )
     return messages

@@ -43,7 +43,7 @@ async def test_answer_streams_then_ends_with_cited_sources(
     request = fake_llm.requests[0]
     assert request["stream"] is True and request["model"] == "fake-model"
     assert request["temperature"] == 0.2 and request["top_p"] == 0.95
-    assert "[1] HNSW" in request["messages"][0]["content"]
+    assert '<source id="1" section="HNSW' in request["messages"][0]["content"]
 
 
 async def test_not_covered_questions_never_reach_the_llm(

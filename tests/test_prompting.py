@@ -23,8 +23,8 @@ def test_messages_number_the_sources_and_fence_data() -> None:
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
     system = messages[0]["content"]
     assert system.startswith(SYSTEM_PROMPT)
-    assert "[1] Page 1 > S\nURL: https://milvus.io/docs/p1.md#S\nM is the max degree." in system
-    assert "[2] Page 2 > S" in system
+    assert '<source id="1" section="Page 1 > S">\nM is the max degree.\n</source>' in system
+    assert '<source id="2" section="Page 2 > S">' in system
     assert system.count("</sources>") == 1  # the one inside the data was defused
     assert messages[-1]["content"].startswith("<question>\nwhat is M?\n</question>")
 
