@@ -86,7 +86,3 @@ class Answer:
     sources: tuple[Source, ...] = ()
     retrieval: Retrieval | None = None
     seconds: float = 0.0
-
-    @property
-    def answered(self) -> bool:
-        return self.outcome == "answered"
