@@ -176,7 +176,7 @@ async def _answer(service: RagService, question: str, history: Sequence[Turn]) -
     if streamed:
         print()
     if answer.outcome == "answered" and service.llm is None and answer.retrieval is not None:
-        print(render_passages(answer.retrieval, True))
+        print(render_passages(answer.retrieval))
         return answer
     if not streamed or answer.outcome != "answered":
         print(answer.text if not streamed else f"\n{answer.text}")
@@ -187,19 +187,10 @@ async def _answer(service: RagService, question: str, history: Sequence[Turn]) -
     return answer
 
 
-def render_passages(retrieval: Retrieval, covered: bool, width: int = 100) -> str:
-    if not retrieval.hits:
-        return "Please ask a question about Milvus." if not retrieval.query else "Nothing found."
+def render_passages(retrieval: Retrieval, width: int = 100) -> str:
+    """The best passages with their links (the answer in passages-only mode). Questions that are
+    not covered never get here: the service's not-covered answer names the nearest pages."""
     lines = []
-    if not covered:
-        if retrieval.unknown_terms:
-            terms = ", ".join(f"'{t}'" for t in retrieval.unknown_terms)
-            lines.append(f"The Milvus docs don't seem to cover this: they never mention {terms}.")
-        else:
-            lines.append("The Milvus docs don't seem to cover this.")
-        lines.append("Nearest pages:")
-        lines += [f"  - {h.chunk.heading}: {h.chunk.url}" for h in retrieval.hits[:3]]
-        return "\n".join(lines)
     for n, hit in enumerate(retrieval.hits, start=1):
         lines.append(f"[{n}] {hit.chunk.heading}")
         lines.append(f"    {hit.chunk.url}")
