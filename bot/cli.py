@@ -30,9 +30,9 @@ quiet_third_party()
 from core.config import Settings, load_settings
 from core.errors import DocsBotError
 from core.evaluation import evaluate, evaluate_answers, format_report, load_questions, summarize
-from core.indexer import Progress
 from core.local_llm import is_listening, is_local_default, local_llm_server, resolve_model
 from core.models import Answer, Retrieval
+from core.progress import ReindexProgress
 from core.prompting import Turn
 from core.service import RagService, open_service
 
@@ -47,8 +47,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"docsbot: {exc.user_message}", file=sys.stderr)
         return 2
     _setup_logging(settings.log_level)
-    command: Callable[[RagService, argparse.Namespace], Coroutine[Any, Any, int]] = args.run
     try:
+        if args.command == "serve":
+            from bot.serve import serve
+
+            return asyncio.run(serve(settings))
+        command: Callable[[RagService, argparse.Namespace], Coroutine[Any, Any, int]] = args.run
         return asyncio.run(_with_service(settings, command, args))
     except KeyboardInterrupt:
         return 130
@@ -72,7 +76,7 @@ async def _with_service(
 
 async def cmd_index(service: RagService, args: argparse.Namespace) -> int:
     bar = _ProgressBar()
-    run = await service.index(args.source, full=args.full, progress=bar.update)
+    run = await service.index(args.source, full=args.full, force=args.force, progress=bar.update)
     bar.close()
     summary = (
         f"{run.outcome}: {run.added} added, {run.changed} changed, {run.removed} removed, "
@@ -274,19 +278,26 @@ class _ProgressBar:
     def __init__(self) -> None:
         self._bar: Any = None
 
-    def update(self, progress: Progress) -> None:
-        if not sys.stderr.isatty() or progress.phase != "embedding":
+    def update(self, progress: ReindexProgress) -> None:
+        if not sys.stderr.isatty() or progress.phase == "starting":
             return
+        if self._bar is not None and self._bar.desc != progress.phase:
+            self.close()
         if self._bar is None:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=progress.total, unit="chunk", desc="embedding", file=sys.stderr)
-        self._bar.n = progress.done
+            unit = "chunk" if progress.phase in {"embedding", "deleting", "done"} else "page"
+            self._bar = tqdm(unit=unit, desc=progress.phase, file=sys.stderr)
+        if self._bar.unit == "chunk":
+            self._bar.total, self._bar.n = progress.chunks_total, progress.chunks_embedded
+        else:
+            self._bar.total, self._bar.n = progress.pages_seen, progress.pages_fetched
         self._bar.refresh()
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+            self._bar = None
 
 
 def _setup_logging(level: str) -> None:
@@ -304,8 +315,12 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     index = commands.add_parser("index", help="index the docs (incremental by page content hash)")
-    index.add_argument("--source", help="'bundled' or a folder of Markdown pages (default: DOCS_SOURCE)")
+    index.add_argument(
+        "--source",
+        help="a docs site URL, 'bundled' or a folder of Markdown pages (default: DOCS_SOURCE)",
+    )
     index.add_argument("--full", action="store_true", help="drop the collection and index everything")
+    index.add_argument("--force", action="store_true", help="accept deletions the safety gate would refuse")
     index.set_defaults(run=cmd_index)
 
     chat = commands.add_parser("chat", help="interactive terminal session with cited answers")
@@ -332,6 +347,10 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true")
     ev.add_argument("--answers", action="store_true", help="generate answers too (needs the LLM)")
     ev.set_defaults(run=cmd_eval)
+
+    commands.add_parser(
+        "serve", help="run the Slack/Discord bots and the reindex schedule (until Ctrl-C / SIGTERM)"
+    )
 
     status = commands.add_parser("status", help="what is indexed and how the last run went")
     status.add_argument("--json", action="store_true")

@@ -50,7 +50,10 @@ class Settings(BaseSettings):
     )
 
     # --- docs and chunking -------------------------------------------------------------------
-    docs_source: str = Field("bundled", description="'bundled' or a directory of Markdown pages.")
+    docs_source: str = Field(
+        "https://milvus.io/docs/",
+        description="The docs site to crawl (http(s) URL), 'bundled', or a directory of Markdown pages.",
+    )
     docs_public_base_url: str = Field("https://milvus.io/docs/")
     chunk_size: int = Field(512, ge=64, le=8192)
     chunk_overlap: int = Field(51, ge=0)
@@ -90,6 +93,74 @@ class Settings(BaseSettings):
     local_llm_threads: int = Field(0, ge=0, description="CPU threads for the local server; 0 = all cores.")
     local_llm_context: int = Field(4096, ge=512)
 
+    # --- crawler ----------------------------------------------------------------------------
+    crawl_user_agent: str = Field(
+        "MilvusDocsBot/0.1 (+https://github.com/milvus-io/milvus-docs-bot; docs Q&A bot)",
+        description="Sent with every request; name the bot and a contact URL.",
+    )
+    crawl_concurrency: int = Field(4, gt=0, le=64, description="Requests in flight to the docs site.")
+    crawl_timeout: float = Field(20.0, gt=0, description="Seconds per request.")
+    crawl_retries: int = Field(3, ge=0, le=10, description="Retries on 429/5xx/timeouts, with backoff.")
+    crawl_max_page_bytes: int = Field(5_000_000, gt=0, description="Larger pages are skipped.")
+    crawl_include: str = Field(
+        r"^/docs/[^/]+\.md$", description="Regex on URL paths of pages to index (default: English, latest)."
+    )
+    crawl_exclude: str = Field("", description="Regex on URL paths to leave out (empty: none).")
+
+    # --- reindex (schedule and safety gate) ----------------------------------------------------
+    reindex_cron: str = Field(
+        "0 4 * * *", description="Crontab for the scheduled reindex (empty = no cron schedule)."
+    )
+    reindex_interval: float = Field(
+        0, ge=0, description="Alternative to the cron: hours between reindexes (0 = unused)."
+    )
+    reindex_jitter: int = Field(600, ge=0, description="Random delay, seconds, added to each run.")
+    reindex_max_error_rate: float = Field(
+        0.1, ge=0, le=1, description="More failed fetches than this share: deletions refused."
+    )
+    reindex_max_delete_ratio: float = Field(
+        0.2, ge=0, le=1, description="Deleting more than this share of pages needs review/--force."
+    )
+
+    # --- chat adapters (shared) ----------------------------------------------------------------
+    user_rate_limit: int = Field(5, ge=0, description="Questions per user per minute (0 = no limit).")
+    stream_edit_interval: float = Field(
+        1.0, ge=0.2, description="Seconds between edits of a streaming answer message."
+    )
+    records_path: Path = Field(
+        Path("./data/docsbot.sqlite3"), description="SQLite file for questions, answers and feedback."
+    )
+    records_retention_days: int = Field(90, ge=0, description="Days of question records kept (0 = forever).")
+    log_question_text: bool = Field(True, description="Log question text (off for privacy).")
+
+    # --- Slack -----------------------------------------------------------------------------------
+    slack_bot_token: SecretStr = Field(SecretStr(""), description="xoxb-... ; Slack starts when set.")
+    slack_app_token: SecretStr = Field(SecretStr(""), description="xapp-... (Socket Mode).")
+    slack_signing_secret: SecretStr = Field(SecretStr(""), description="HTTP mode request signing.")
+    slack_mode: str = Field("socket", pattern="^(socket|http)$", description="socket or http.")
+    slack_api_url: str = Field("https://slack.com/api/", description="Slack Web API base URL.")
+    slack_http_host: str = Field("127.0.0.1")
+    slack_http_port: int = Field(3000, gt=0, lt=65536)
+    slack_admin_user_ids: str = Field("", description="Comma-separated user ids allowed to /reindex.")
+    slack_workspace_admins_can_reindex: bool = Field(False)
+    slack_ask_ephemeral: bool = Field(False, description="/ask answers visible only to the asker.")
+
+    # --- Discord -------------------------------------------------------------------------------
+    discord_token: SecretStr = Field(SecretStr(""), description="Bot token; Discord starts when set.")
+    discord_api_base_url: str = Field("https://discord.com/api/v10", description="REST API base.")
+    discord_gateway_url: str = Field("", description="Gateway URL override (empty: Discord's own).")
+    discord_guild_ids: str = Field("", description="Comma-separated guilds for fast command sync.")
+    discord_admin_role_ids: str = Field("", description="Roles allowed to /reindex (besides Manage Server).")
+    discord_admin_user_ids: str = Field("", description="Users allowed to /reindex.")
+    discord_reply_in_thread: bool = Field(False, description="Answer mentions in a new thread.")
+    discord_allow_dms: bool = Field(True, description="/ask and mentions work in DMs.")
+
+    # --- operations --------------------------------------------------------------------------
+    ops_host: str = Field("127.0.0.1", description="Health and metrics server address.")
+    ops_port: int = Field(9108, ge=0, lt=65536, description="0 disables the ops server.")
+    shutdown_grace: float = Field(20.0, ge=0, description="Seconds in-flight answers get at shutdown.")
+    report_channel: str = Field("", description="slack:C123 or discord:123 for the weekly report.")
+
     # --- local state -------------------------------------------------------------------------
     data_dir: Path = Field(Path("./data"), description="Run records and other local state.")
     log_level: str = Field("INFO")
@@ -108,6 +179,15 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL")
         return value if value.endswith("/") else value + "/"
 
+    @field_validator("crawl_include", "crawl_exclude")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression ({exc})") from exc
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, value: str) -> str:
@@ -123,6 +203,11 @@ class Settings(BaseSettings):
                 f"CHUNK_OVERLAP ({self.chunk_overlap}) must be smaller than CHUNK_SIZE ({self.chunk_size})"
             )
         return self
+
+    @staticmethod
+    def id_list(value: str) -> frozenset[str]:
+        """`"U1, U2"` -> {"U1", "U2"}: the comma-separated id settings."""
+        return frozenset(part.strip() for part in value.split(",") if part.strip())
 
     @property
     def milvus_is_lite(self) -> bool:

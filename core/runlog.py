@@ -29,6 +29,8 @@ class IndexRun:
     finished_at: str = ""
     error_samples: dict[str, str] = field(default_factory=dict)
     message: str = ""
+    refused_deletions: list[str] = field(default_factory=list)  # when needs_review
+    requests: int = 0  # HTTP requests a crawl made (0 for snapshots)
 
 
 class RunLog:

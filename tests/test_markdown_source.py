@@ -2,6 +2,7 @@ import logging
 
 import pytest
 
+from core.config import load_settings
 from core.errors import SourceError
 from core.sources import BUNDLED, SnapshotSource, open_source, pages_from_files
 from core.sources.markdown import heading_anchor, parse_page, split_front_matter
@@ -157,5 +158,5 @@ def test_bundled_snapshot_has_the_published_english_pages() -> None:
 
 
 def test_unknown_source_is_a_clear_error() -> None:
-    with pytest.raises(SourceError, match="neither 'bundled' nor an existing directory"):
-        open_source("/no/such/folder", BASE)
+    with pytest.raises(SourceError, match="neither a URL, 'bundled' nor an existing directory"):
+        open_source("/no/such/folder", load_settings(env_file=None))

@@ -1,22 +1,28 @@
 """Docs sources: where pages come from. Each yields `Page`s; chunking and indexing are shared.
 
 - `SnapshotSource`: a folder of Markdown pages with front matter, or the snapshot bundled with
-  the package (`DOCS_SOURCE=bundled`, the offline default).
+  the package (`DOCS_SOURCE=bundled`, the offline fallback).
+- `SiteCrawler` (crawler.py): the live docs site, https://milvus.io/docs/ by default.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import tarfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from core.errors import SourceError
 from core.models import Page
+from core.progress import ProgressTracker
 from core.sources.markdown import parse_page
+
+if TYPE_CHECKING:
+    from core.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +32,14 @@ _BUNDLE_NAME = "milvus-docs-en.tar.xz"
 
 @dataclass
 class SourceResult:
-    """Pages read from a source, and what could not be read (path -> reason)."""
+    """Pages read from a source, and what could not be read (path or URL -> reason)."""
 
     pages: list[Page]
     errors: dict[str, str] = field(default_factory=dict)
     skipped: int = 0  # files without an id, deprecated pages, duplicate ids
+    listed: int = 0  # pages the source listed (the safety gate's error-rate denominator)
+    failed_ids: set[str] = field(default_factory=set)  # listed but not loaded: keep them indexed
+    requests: int = 0  # HTTP requests made
 
 
 class DocsSource(Protocol):
@@ -38,7 +47,7 @@ class DocsSource(Protocol):
 
     description: str
 
-    async def load(self) -> SourceResult: ...
+    async def load(self, progress: ProgressTracker | None = None) -> SourceResult: ...
 
 
 class SnapshotSource:
@@ -50,10 +59,13 @@ class SnapshotSource:
         self.code_tabs = code_tabs
         self.description = "bundled snapshot (v3.0.x)" if location == BUNDLED else location
 
-    async def load(self) -> SourceResult:
-        import asyncio
-
-        return await asyncio.to_thread(self.load_sync)
+    async def load(self, progress: ProgressTracker | None = None) -> SourceResult:
+        tracker = progress or ProgressTracker()
+        tracker.update(phase="fetching")
+        result = await asyncio.to_thread(self.load_sync)
+        loaded = len(result.pages) + result.skipped
+        tracker.update(pages_seen=loaded + len(result.errors), pages_fetched=loaded)
+        return result
 
     def load_sync(self) -> SourceResult:
         files = _bundled_files() if self.location == BUNDLED else _folder_files(Path(self.location))
@@ -67,6 +79,7 @@ def pages_from_files(
     result = SourceResult(pages=[])
     seen: dict[str, str] = {}
     for name, text in files:
+        result.listed += 1
         if text is None:
             result.errors[name] = "unreadable"
             continue
@@ -112,8 +125,16 @@ def _bundled_files() -> Iterator[tuple[str, str | None]]:
         raise SourceError(f"the bundled docs snapshot could not be read: {exc}") from exc
 
 
-def open_source(location: str, base_url: str) -> DocsSource:
-    """The source for DOCS_SOURCE / --source: 'bundled' or a folder of Markdown pages."""
+def is_site_url(location: str) -> bool:
+    return location.startswith(("http://", "https://"))
+
+
+def open_source(location: str, settings: Settings) -> DocsSource:
+    """The source for DOCS_SOURCE / --source: a docs site URL, 'bundled' or a folder of pages."""
+    if is_site_url(location):
+        from core.sources.crawler import SiteCrawler
+
+        return SiteCrawler.from_settings(location, settings)
     if location != BUNDLED and not Path(location).is_dir():
-        raise SourceError(f"docs source {location!r} is neither 'bundled' nor an existing directory")
-    return SnapshotSource(location, base_url)
+        raise SourceError(f"docs source {location!r} is neither a URL, 'bundled' nor an existing directory")
+    return SnapshotSource(location, settings.docs_public_base_url)

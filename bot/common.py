@@ -1,0 +1,186 @@
+"""What the Slack and Discord adapters share: rate limits, streaming relay, recording answers.
+
+An adapter parses its platform's events, checks permissions and renders; everything else goes
+through one `ChatCore`:
+
+    if (refusal := core.refuse(user_id, question)) is not None:
+        ... post refusal ...
+    answer, ttft = await core.relay(core.service.stream(question, history), edit_message)
+    answer_id = await core.record("slack", channel, user_id, question, answer, ttft)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from core.config import Settings
+from core.models import Answer
+from core.records import Records
+from core.service import USAGE, RagService
+
+log = logging.getLogger("docsbot.chat")
+
+
+@dataclass(frozen=True)
+class QuestionEvent:
+    """One finished question, for metrics and logs."""
+
+    adapter: str
+    channel: str
+    user_id: str
+    answer_id: str
+    outcome: str
+    seconds: float
+    first_token_seconds: float | None
+
+
+QuestionListener = Callable[[QuestionEvent], None]
+
+
+class RateLimiter:
+    """At most `per_minute` questions per user in any 60-second window (0 = unlimited)."""
+
+    def __init__(self, per_minute: int, window: float = 60.0) -> None:
+        self.per_minute = per_minute
+        self.window = window
+        self._asked: dict[str, deque[float]] = defaultdict(deque)
+
+    def retry_after(self, user_id: str) -> float:
+        """0 when the user may ask now (and counts it), else the seconds until they may."""
+        if not self.per_minute:
+            return 0.0
+        now = time.monotonic()
+        asked = self._asked[user_id]
+        while asked and now - asked[0] >= self.window:
+            asked.popleft()
+        if len(asked) >= self.per_minute:
+            return self.window - (now - asked[0])
+        asked.append(now)
+        return 0.0
+
+
+class ChatCore:
+    def __init__(self, settings: Settings, service: RagService, records: Records) -> None:
+        self.settings = settings
+        self.service = service
+        self.records = records
+        self.limiter = RateLimiter(settings.user_rate_limit)
+        self.listeners: list[QuestionListener] = []
+        self.feedback_listeners: list[Callable[[int], None]] = []
+
+    def refuse(self, user_id: str, question: str) -> str | None:
+        """A message to send instead of answering (usage help, too long, rate limited), or None."""
+        question = question.strip()
+        if not question:
+            return USAGE
+        if len(question) > self.settings.max_question_chars:
+            return (
+                f"That message is too long for me ({len(question)} characters; the limit is "
+                f"{self.settings.max_question_chars}). Please ask a shorter question."
+            )
+        wait = self.limiter.retry_after(user_id)
+        if wait:
+            log.info("rate limited user=%s retry_after=%.0fs", user_id, wait)
+            return (
+                f"You're asking faster than I can keep up ({self.settings.user_rate_limit} "
+                f"questions a minute). Please try again in {max(1, round(wait))} seconds."
+            )
+        return None
+
+    async def relay(
+        self,
+        stream: AsyncIterator[str | Answer],
+        edit: Callable[[str], Awaitable[None]],
+        interval: float | None = None,
+    ) -> tuple[Answer, float | None]:
+        """Consume `service.stream`, calling `edit(text so far)` at most once per `interval`
+        seconds (default STREAM_EDIT_INTERVAL) while it streams. Returns the final Answer and
+        the seconds to the first token (None when nothing streamed).
+
+        Edits run in the background so a slow chat API never slows the LLM stream; a failing
+        edit is logged and skipped (the final message is what counts).
+        """
+        interval = self.settings.stream_edit_interval if interval is None else interval
+        parts: list[str] = []
+        last_edit = 0.0
+        pending: asyncio.Task[None] | None = None
+        answer: Answer | None = None
+        first_token: float | None = None
+        started = time.perf_counter()
+        async for part in stream:
+            if isinstance(part, Answer):
+                answer = part
+                continue
+            if first_token is None:
+                first_token = time.perf_counter() - started
+            parts.append(part)
+            now = time.monotonic()
+            if now - last_edit >= interval and (pending is None or pending.done()):
+                last_edit = now
+                pending = asyncio.create_task(_safe_edit(edit, "".join(parts)))
+        if pending is not None:
+            await pending
+        assert answer is not None  # service.stream always ends with an Answer
+        return answer, first_token
+
+    async def record(
+        self,
+        adapter: str,
+        channel: str,
+        user_id: str,
+        question: str,
+        answer: Answer,
+        first_token_seconds: float | None = None,
+    ) -> str:
+        """Store the question and answer (for feedback and reports), log one line, tell the
+        listeners (metrics). Returns the answer id for the feedback buttons; never raises."""
+        try:
+            answer_id = await self.records.arecord_answer(adapter, channel, user_id, question, answer)
+        except Exception:
+            log.exception("could not record the answer")
+            answer_id = ""
+        shown = f" question={question[:200]!r}" if self.settings.log_question_text else ""
+        log.info(
+            "question adapter=%s channel=%s user=%s answer_id=%s outcome=%s seconds=%.2f sources=%d%s",
+            adapter,
+            channel,
+            user_id,
+            answer_id,
+            answer.outcome,
+            answer.seconds,
+            len(answer.sources),
+            shown,
+        )
+        event = QuestionEvent(
+            adapter, channel, user_id, answer_id, answer.outcome, answer.seconds, first_token_seconds
+        )
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("question listener failed")
+        return answer_id
+
+    async def feedback(self, answer_id: str, user_id: str, vote: int) -> bool:
+        """Record a thumbs up (+1) or down (-1). False when the answer id is unknown."""
+        try:
+            known = await self.records.arecord_feedback(answer_id, user_id, vote)
+        except Exception:
+            log.exception("could not record feedback")
+            return False
+        log.info("feedback answer_id=%s user=%s vote=%+d known=%s", answer_id, user_id, vote, known)
+        for listener in self.feedback_listeners:
+            listener(vote)
+        return known
+
+
+async def _safe_edit(edit: Callable[[str], Awaitable[None]], text: str) -> None:
+    try:
+        await edit(text)
+    except Exception as exc:  # a failed intermediate edit is not worth failing the answer
+        log.warning("streaming edit failed: %s", exc)
