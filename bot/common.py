@@ -7,6 +7,10 @@ through one `ChatCore`:
         ... post refusal ...
     answer, ttft = await core.relay(core.service.stream(question, history), edit_message)
     answer_id = await core.record("slack", channel, user_id, question, answer, ttft)
+
+Call `refuse` and `relay` from the task that handles the question: at shutdown `drain` waits
+for those tasks (up to SHUTDOWN_GRACE seconds), and `refuse` answers new questions with
+`SHUTTING_DOWN` meanwhile.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from core.config import Settings
 from core.models import Answer
@@ -24,6 +29,8 @@ from core.records import Records
 from core.service import USAGE, RagService
 
 log = logging.getLogger("docsbot.chat")
+
+SHUTTING_DOWN = "I'm restarting for maintenance; please ask again in a minute."
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,7 @@ class QuestionEvent:
     outcome: str
     seconds: float
     first_token_seconds: float | None
+    retrieval_seconds: float | None = None
 
 
 QuestionListener = Callable[[QuestionEvent], None]
@@ -72,9 +80,13 @@ class ChatCore:
         self.limiter = RateLimiter(settings.user_rate_limit)
         self.listeners: list[QuestionListener] = []
         self.feedback_listeners: list[Callable[[int], None]] = []
+        self.draining = False  # set by `drain`: new questions get SHUTTING_DOWN
+        self._active: set[asyncio.Task[Any]] = set()
 
     def refuse(self, user_id: str, question: str) -> str | None:
         """A message to send instead of answering (usage help, too long, rate limited), or None."""
+        if self.draining:
+            return SHUTTING_DOWN
         question = question.strip()
         if not question:
             return USAGE
@@ -90,6 +102,7 @@ class ChatCore:
                 f"You're asking faster than I can keep up ({self.settings.user_rate_limit} "
                 f"questions a minute). Please try again in {max(1, round(wait))} seconds."
             )
+        self._track()
         return None
 
     async def relay(
@@ -105,6 +118,7 @@ class ChatCore:
         Edits run in the background so a slow chat API never slows the LLM stream; a failing
         edit is logged and skipped (the final message is what counts).
         """
+        self._track()
         interval = self.settings.stream_edit_interval if interval is None else interval
         parts: list[str] = []
         last_edit = 0.0
@@ -144,6 +158,21 @@ class ChatCore:
         except Exception:
             log.exception("could not record the answer")
             answer_id = ""
+        retrieval_seconds = answer.retrieval.seconds if answer.retrieval is not None else None
+        fields: dict[str, object] = {
+            "event": "question",
+            "adapter": adapter,
+            "channel": channel,
+            "user": user_id,
+            "answer_id": answer_id,
+            "outcome": answer.outcome,
+            "seconds": round(answer.seconds, 3),
+            "first_token_seconds": _round(first_token_seconds),
+            "retrieval_seconds": _round(retrieval_seconds),
+            "sources": len(answer.sources),
+        }
+        if self.settings.log_question_text:
+            fields["question"] = question[:200]
         shown = f" question={question[:200]!r}" if self.settings.log_question_text else ""
         log.info(
             "question adapter=%s channel=%s user=%s answer_id=%s outcome=%s seconds=%.2f sources=%d%s",
@@ -155,9 +184,17 @@ class ChatCore:
             answer.seconds,
             len(answer.sources),
             shown,
+            extra={"fields": fields},  # the JSON log format (bot/logs.py) writes these as keys
         )
         event = QuestionEvent(
-            adapter, channel, user_id, answer_id, answer.outcome, answer.seconds, first_token_seconds
+            adapter,
+            channel,
+            user_id,
+            answer_id,
+            answer.outcome,
+            answer.seconds,
+            first_token_seconds,
+            retrieval_seconds,
         )
         for listener in self.listeners:
             try:
@@ -177,6 +214,41 @@ class ChatCore:
         for listener in self.feedback_listeners:
             listener(vote)
         return known
+
+    @property
+    def in_flight(self) -> int:
+        """Questions being answered now (tasks that called `refuse` or `relay` and still run)."""
+        return sum(1 for task in self._active if not task.done())
+
+    async def drain(self, grace: float) -> int:
+        """Stop taking questions, give the ones in flight `grace` seconds, cancel the rest.
+        Returns how many were cancelled."""
+        self.draining = True
+        current = asyncio.current_task()
+        pending = {task for task in self._active if not task.done() and task is not current}
+        if pending:
+            log.info("waiting up to %.0f s for %d question(s) in flight", grace, len(pending))
+            _, pending = await asyncio.wait(pending, timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning("cancelled %d question(s) still in flight after %.0f s", len(pending), grace)
+            await asyncio.wait(pending, timeout=1.0)
+        return len(pending)
+
+    def _track(self) -> None:
+        """Remember the calling task as answering a question (for `drain`)."""
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:  # called outside an event loop (unit tests of refuse)
+            return
+        if task is not None and task not in self._active:
+            self._active.add(task)
+            task.add_done_callback(self._active.discard)
+
+
+def _round(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)
 
 
 async def _safe_edit(edit: Callable[[str], Awaitable[None]], text: str) -> None:
