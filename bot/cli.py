@@ -21,6 +21,7 @@ import sys
 import textwrap
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from core.quiet import quiet_third_party
@@ -52,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             from bot.serve import serve
 
             return asyncio.run(serve(settings))
+        if args.command == "crawl":
+            return asyncio.run(cmd_crawl(settings, args))
         command: Callable[[RagService, argparse.Namespace], Coroutine[Any, Any, int]] = args.run
         return asyncio.run(_with_service(settings, command, args))
     except KeyboardInterrupt:
@@ -85,6 +88,32 @@ async def cmd_index(service: RagService, args: argparse.Namespace) -> int:
     )
     print(summary if run.outcome == "ok" else f"{summary}\n{run.message}")
     return 0 if run.outcome == "ok" else 1
+
+
+async def cmd_crawl(settings: Settings, args: argparse.Namespace) -> int:
+    """Crawl the docs site into a folder of Markdown pages (the snapshot source's layout)."""
+    from core.progress import ProgressTracker
+    from core.sources.crawler import SiteCrawler
+
+    bar = _ProgressBar()
+    crawler = SiteCrawler.from_settings(args.source or settings.docs_source, settings)
+    result = await crawler.load(ProgressTracker(bar.update))
+    bar.close()
+    out = Path(args.out)
+    await asyncio.to_thread(_write_pages, out, crawler.documents)
+    print(
+        f"{len(crawler.documents)} pages written to {out}; {len(result.errors)} errors; "
+        f"{result.requests} requests"
+    )
+    for url, reason in list(result.errors.items())[:10]:
+        print(f"  {url}: {reason}", file=sys.stderr)
+    return 0 if crawler.documents else 1
+
+
+def _write_pages(out: Path, documents: dict[str, str]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for page_id, markdown in sorted(documents.items()):
+        (out / page_id).write_text(markdown, encoding="utf-8")
 
 
 async def cmd_chat(service: RagService, args: argparse.Namespace) -> int:
@@ -347,6 +376,12 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true")
     ev.add_argument("--answers", action="store_true", help="generate answers too (needs the LLM)")
     ev.set_defaults(run=cmd_eval)
+
+    crawl = commands.add_parser(
+        "crawl", help="crawl the docs site into Markdown pages (refreshes a snapshot)"
+    )
+    crawl.add_argument("--out", required=True, help="folder to write <page id>.md files into")
+    crawl.add_argument("--source", help="docs site URL (default: DOCS_SOURCE)")
 
     commands.add_parser(
         "serve", help="run the Slack/Discord bots and the reindex schedule (until Ctrl-C / SIGTERM)"

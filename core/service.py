@@ -112,6 +112,8 @@ class RagService:
         )
         self._ready = False
         self._job: ReindexJob | None = None
+        #: Indexed instead of the site when it can't be crawled and the index is empty.
+        self.fallback_source = BUNDLED
 
     async def search(self, question: str, k: int | None = None) -> Retrieval:
         """The best passages for a question, with the retrieval-confidence signal."""
@@ -283,7 +285,7 @@ class RagService:
                 run.message,
             )
             note = f"the docs site could not be crawled ({run.message}); indexed the bundled snapshot instead"
-            fallback = SnapshotSource(BUNDLED, self.settings.docs_public_base_url)
+            fallback = SnapshotSource(self.fallback_source, self.settings.docs_public_base_url)
             run = await self.indexer.run(fallback, trigger=job.trigger, progress=job.tracker, note=note)
         self._ready = False  # re-open (and re-load) on next search
         self.retriever.forget_vocabulary()
