@@ -2,7 +2,7 @@
 
 Speaks `POST /v1/chat/completions` with `stream: true` as Server-Sent Events (`data: {chunk}`
 lines, then `data: [DONE]`), like vLLM. Behaviour is switched per test: answer text, delay
-before the first token, HTTP status, or never answering. Every request body is recorded.
+before the first token, delay between tokens, HTTP status, or never answering. Every request body is recorded.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from aiohttp import web
 class FakeLLM:
     answer: str = "HNSW's M sets the maximum number of edges per node [1]. See also [9]."
     delay: float = 0.0  # seconds before the first token
+    token_delay: float = 0.0  # seconds between tokens (a model streaming at a fixed rate)
     status: int = 200
     hang: bool = False
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -59,6 +60,8 @@ class FakeLLM:
         await response.prepare(request)
         created = int(time.time())
         for i, word in enumerate(self.answer.split(" ")):
+            if i and self.token_delay:
+                await asyncio.sleep(self.token_delay)
             delta = {"content": word if i == 0 else " " + word}
             if i == 0:
                 delta["role"] = "assistant"

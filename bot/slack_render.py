@@ -1,0 +1,199 @@
+"""Answers as Slack messages: Markdown -> mrkdwn, Block Kit blocks, Slack's size limits.
+
+    messages = answer_messages(answer, answer_id)   # [[block, ...], ...]: usually one message
+    text = streaming_text(partial_markdown)        # what an in-progress edit shows
+
+Model output is untrusted: `&`, `<` and `>` are escaped everywhere (so `<!channel>`, `<!here>`
+and `<@U123>` in an answer are shown, never triggered) and bare `@here`/`@channel`/`@everyone`
+get an invisible joiner. Links we build ourselves are the only `<...>` markup that reaches Slack.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from core.models import Answer, Source
+
+Block = dict[str, Any]
+
+#: Slack's limits: characters in a section block's text, blocks per message, elements per context.
+SECTION_LIMIT = 3000
+MAX_BLOCKS = 50
+CONTEXT_ELEMENTS = 10
+#: Room kept for the code fence we may have to close and reopen at a split.
+_SPLIT_AT = SECTION_LIMIT - 16
+#: Fallback `text` of a message with blocks (notifications, screen readers).
+FALLBACK_LIMIT = 3000
+
+FEEDBACK_UP = "feedback_up"
+FEEDBACK_DOWN = "feedback_down"
+#: Outcomes whose answers carry 👍/👎 buttons (usage help and small talk don't).
+RATED_OUTCOMES = frozenset({"answered", "not_covered", "error", "busy"})
+
+_FENCE = re.compile(r"```[^\n`]*\n?(.*?)```", re.S)
+_INLINE_CODE = re.compile(r"`[^`\n]+`")
+_LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^\s)]+)\)")
+_BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+_ITALIC = re.compile(r"(?<![*\w])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![*\w])")
+_STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
+_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.M)
+_BULLET = re.compile(r"^(\s*)[-*+]\s+", re.M)
+_BROADCAST = re.compile(r"@(here|channel|everyone)\b", re.I)
+_PLACEHOLDER = "\x00{}\x00"
+_SLACK_LINK = re.compile(r"<(https?://[^|>]+)\|([^>]*)>|<(https?://[^>]+)>")
+_SLACK_MENTION = re.compile(r"<([@#!])([^|>]+)(?:\|([^>]*))?>")
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters, escaped; broadcast words defused."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _BROADCAST.sub(lambda m: "@\u2060" + m.group(1), text)
+
+
+def to_mrkdwn(markdown: str) -> str:
+    """Convert the Markdown an LLM writes to Slack mrkdwn: bold, italics, strike, links,
+    headings, bullets and code. Code is kept verbatim (only escaped)."""
+    kept: list[str] = []
+
+    def keep(text: str) -> str:
+        kept.append(text)
+        return _PLACEHOLDER.format(len(kept) - 1)
+
+    text = markdown.replace("\x00", "")
+    text = _FENCE.sub(lambda m: keep("```\n" + escape(m.group(1).rstrip("\n")) + "\n```"), text)
+    text = _INLINE_CODE.sub(lambda m: keep(escape(m.group(0))), text)
+    text = escape(text)
+    text = _LINK.sub(lambda m: keep(_link(_unescape(m.group(2)), m.group(1))), text)
+    text = _HEADING.sub(lambda m: keep("*" + m.group(1).strip("*_ ") + "*"), text)
+    text = _BOLD.sub(lambda m: keep("*" + m.group(2) + "*"), text)
+    text = _ITALIC.sub(lambda m: "_" + m.group(1) + "_", text)
+    text = _STRIKE.sub(lambda m: "~" + m.group(1) + "~", text)
+    text = _BULLET.sub(lambda m: m.group(1) + "• ", text)
+    for _ in range(3):  # placeholders can nest (a link inside bold)
+        text = re.sub(r"\x00(\d+)\x00", lambda m: kept[int(m.group(1))], text)
+    return text.strip()
+
+
+def _unescape(text: str) -> str:
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _link(url: str, label: str) -> str:
+    """`<url|label>` with the characters that would break out of it removed."""
+    url = re.sub(r"[\s<>|]", "", url)
+    label = label.replace("|", "/").replace(">", "&gt;").replace("<", "&lt;")
+    return f"<{url}|{label}>"
+
+
+def split_mrkdwn(text: str, limit: int = _SPLIT_AT) -> list[str]:
+    """Split at line boundaries into pieces of at most `limit` characters. A piece that ends
+    inside a code block closes it and the next one reopens it; over-long lines are cut."""
+    pieces: list[str] = []
+    current: list[str] = []
+    size = 0
+    in_code = False
+
+    def flush() -> None:
+        nonlocal current, size
+        if current:
+            body = "\n".join(current)
+            pieces.append(body + ("\n```" if in_code else ""))
+        current, size = (["```"], 4) if in_code else ([], 0)
+
+    for line in _cut_long_lines(text.split("\n"), limit - 8):
+        if size + len(line) + 1 > limit and current and current != ["```"]:
+            flush()
+        current.append(line)
+        size += len(line) + 1
+        if line.lstrip().startswith("```"):
+            in_code = not in_code
+    if current and current != ["```"]:
+        in_code = False
+        flush()
+    return [piece for piece in (p.strip("\n") for p in pieces) if piece.strip()]
+
+
+def _cut_long_lines(lines: Sequence[str], limit: int) -> Iterator[str]:
+    for line in lines:
+        while len(line) > limit:
+            cut = line.rfind(" ", 0, limit)
+            cut = cut if cut > limit // 2 else limit
+            while line[:cut].count("&") > line[:cut].count(";") and cut < len(line):  # keep &amp; whole
+                cut = line.find(";", cut) + 1 or len(line)
+            yield line[:cut]
+            line = line[cut:].lstrip(" ")
+        yield line
+
+
+def source_elements(sources: Sequence[Source]) -> list[Block]:
+    """One context element per source: `[1] Title › Heading` linking to the section."""
+    elements = []
+    for source in sources:
+        heading = source.heading if source.heading and source.heading != source.title else ""
+        label = f"[{source.number}] {source.title}" + (f" › {heading.split(' > ')[-1]}" if heading else "")
+        elements.append({"type": "mrkdwn", "text": _link(source.url, label[:200])})
+    return elements
+
+
+def feedback_block(answer_id: str) -> Block:
+    return {
+        "type": "actions",
+        "block_id": "feedback",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": FEEDBACK_UP,
+                "text": {"type": "plain_text", "text": "👍 Helpful", "emoji": True},
+                "value": answer_id,
+            },
+            {
+                "type": "button",
+                "action_id": FEEDBACK_DOWN,
+                "text": {"type": "plain_text", "text": "👎 Not helpful", "emoji": True},
+                "value": answer_id,
+            },
+        ],
+    }
+
+
+def answer_messages(answer: Answer, answer_id: str = "", header: str = "") -> list[list[Block]]:
+    """The final answer as one or more messages of blocks (more only past 50 blocks): text
+    sections, then the sources as context blocks of links, then the feedback buttons.
+    `header` (already mrkdwn, e.g. "<@U1> asked: ...") goes first as a context line."""
+    blocks: list[Block] = []
+    if header:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": header[:SECTION_LIMIT]}]})
+    for piece in split_mrkdwn(to_mrkdwn(answer.text)):
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": piece}})
+    elements = source_elements(answer.sources)
+    for start in range(0, len(elements), CONTEXT_ELEMENTS):
+        blocks.append({"type": "context", "elements": elements[start : start + CONTEXT_ELEMENTS]})
+    if answer_id and answer.outcome in RATED_OUTCOMES:
+        blocks.append(feedback_block(answer_id))
+    return [blocks[start : start + MAX_BLOCKS] for start in range(0, len(blocks), MAX_BLOCKS)] or [[]]
+
+
+def fallback_text(answer: Answer) -> str:
+    """The plain `text` sent along with the blocks (shown in notifications)."""
+    text = to_mrkdwn(answer.text)
+    return text if len(text) <= FALLBACK_LIMIT else text[: FALLBACK_LIMIT - 1] + "…"
+
+
+def streaming_text(partial: str, limit: int = SECTION_LIMIT) -> str:
+    """An in-progress answer for an edit: converted, with a cursor, cut to fit one message."""
+    text = to_mrkdwn(partial)
+    if len(text) > limit - 40:
+        text = text[: limit - 40].rsplit(" ", 1)[0] + " …"
+    return text + " ▍"
+
+
+def slack_to_plain(text: str, bot_user_id: str = "") -> str:
+    """A user's Slack message as the plain question text: the bot's mention removed, other
+    mentions and links reduced to their labels, entities unescaped."""
+    if bot_user_id:
+        text = re.sub(rf"<@{re.escape(bot_user_id)}(\|[^>]*)?>", " ", text)
+    text = _SLACK_LINK.sub(lambda m: m.group(2) or m.group(1) or m.group(3), text)
+    text = _SLACK_MENTION.sub(lambda m: m.group(3) or ("@" if m.group(1) == "@" else "") + m.group(2), text)
+    return _unescape(re.sub(r"[ \t]+", " ", text)).strip()
