@@ -1,0 +1,229 @@
+"""The Discord adapter: a discord.py bot for mentions, `/ask`, `/reindex` and feedback buttons.
+
+    adapter = DiscordAdapter(core)   # bot/serve.py does this when DISCORD_TOKEN is set
+    await adapter.run()              # serves until cancelled
+
+The bot asks only for the intents it needs (guilds, guild messages with their content, and DMs
+when DISCORD_ALLOW_DMS is on). Each feature is a cog in its own file: `bot/discord_questions.py`
+(mentions, follow-ups, `/ask`, feedback buttons) and `bot/discord_reindex.py` (`/reindex`).
+Rendering (2000-character parts, sources, progress) is in `bot/discord_render.py`.
+
+DISCORD_API_BASE_URL and DISCORD_GATEWAY_URL point this client at a compatible endpoint (a
+rate-limit-sharing REST proxy, or the fake in the tests). discord.py builds every REST URL from
+the class attribute `Route.BASE` and opens the gateway at `DiscordWebSocket.DEFAULT_GATEWAY`;
+`discord_endpoints` turns both into context-variable lookups, so the URLs follow the task that
+runs a client (each adapter's own), not a process-wide global.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+import yarl
+from discord import app_commands
+from discord.ext import commands
+from discord.gateway import DiscordWebSocket
+from discord.http import Route
+
+from bot.common import ChatCore
+from bot.discord_render import NO_PINGS
+from core.config import Settings
+from core.errors import ConfigError
+
+log = logging.getLogger("docsbot.discord")
+
+DISCORD_API = "https://discord.com/api/v10"
+DISCORD_GATEWAY = "wss://gateway.discord.gg/"
+#: What a user sees when something failed on our side (the log has the details).
+ERROR_SENTENCE = "Sorry, something went wrong on my side while doing that; the details are in the bot's log."
+#: Discord's error code for an interaction token that expired (not acknowledged within 3 s).
+UNKNOWN_INTERACTION = 10062
+
+
+# --- endpoints ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    api: str  # https://discord.com/api/v10
+    gateway: yarl.URL  # wss://gateway.discord.gg/
+
+
+_DEFAULT_ENDPOINTS = Endpoints(DISCORD_API, yarl.URL(DISCORD_GATEWAY))
+_endpoints: ContextVar[Endpoints] = ContextVar("docsbot_discord_endpoints", default=_DEFAULT_ENDPOINTS)
+
+
+class _ApiBase:
+    """Stands in for `Route.BASE`: the REST base of the client running in this context."""
+
+    def __get__(self, obj: object, owner: type | None = None) -> str:
+        return _endpoints.get().api
+
+
+class _Gateway:
+    """Stands in for `DiscordWebSocket.DEFAULT_GATEWAY`: the gateway of this context's client."""
+
+    def __get__(self, obj: object, owner: type | None = None) -> yarl.URL:
+        return _endpoints.get().gateway
+
+
+@contextlib.contextmanager
+def discord_endpoints(api_base: str, gateway: str = "") -> Iterator[Endpoints]:
+    """Use these Discord endpoints for the discord.py clients run inside this block (and the
+    tasks they start). An empty gateway means Discord's own."""
+    if not isinstance(Route.__dict__.get("BASE"), _ApiBase):
+        Route.BASE = _ApiBase()  # type: ignore[assignment]
+    if not isinstance(DiscordWebSocket.__dict__.get("DEFAULT_GATEWAY"), _Gateway):
+        DiscordWebSocket.DEFAULT_GATEWAY = _Gateway()  # type: ignore[assignment]
+    endpoints = Endpoints(api_base.rstrip("/") or DISCORD_API, yarl.URL(gateway or DISCORD_GATEWAY))
+    token = _endpoints.set(endpoints)
+    try:
+        yield endpoints
+    finally:
+        _endpoints.reset(token)
+
+
+# --- the bot --------------------------------------------------------------------------------
+
+
+def is_expired(error: BaseException) -> bool:
+    """Whether Discord said the interaction is unknown (its 3-second window passed)."""
+    return isinstance(error, discord.NotFound) and error.code == UNKNOWN_INTERACTION
+
+
+async def reply_privately(interaction: discord.Interaction[Any], text: str) -> None:
+    """An ephemeral reply, whether or not the interaction was already acknowledged; never raises."""
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_PINGS)
+        else:
+            await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
+    except discord.HTTPException as exc:
+        if is_expired(exc):
+            log.warning("interaction expired before I could tell the user: %s", text)
+        else:
+            log.warning("could not reply to an interaction: %s", exc)
+
+
+class DocsTree(app_commands.CommandTree["DocsBot"]):
+    """The command tree, with an error handler that answers in one honest sentence."""
+
+    async def on_error(
+        self, interaction: discord.Interaction[DocsBot], error: app_commands.AppCommandError
+    ) -> None:
+        original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        name = interaction.command.qualified_name if interaction.command else "?"
+        if is_expired(original):
+            log.warning("/%s: the interaction expired before it was acknowledged (over 3 s)", name)
+            return
+        log.error("/%s failed", name, exc_info=original)
+        await reply_privately(interaction, ERROR_SENTENCE)
+
+
+class DocsBot(commands.Bot):
+    """The discord.py client: cogs for questions and reindexing, no text commands."""
+
+    def __init__(self, core: ChatCore, ready: asyncio.Event | None = None) -> None:
+        settings = core.settings
+        intents = discord.Intents.none()
+        intents.guilds = True  # channels, threads and roles of the servers the bot is in
+        intents.guild_messages = True  # mentions and replies
+        intents.message_content = True  # privileged: the text of those messages
+        intents.dm_messages = settings.discord_allow_dms
+        super().__init__(
+            command_prefix=commands.when_mentioned,  # required by commands.Bot; never used
+            help_command=None,
+            intents=intents,
+            allowed_mentions=NO_PINGS,
+            tree_cls=DocsTree,
+            chunk_guilds_at_startup=False,
+        )
+        self.core = core
+        self.ready = ready or asyncio.Event()
+
+    async def setup_hook(self) -> None:
+        from bot.discord_questions import FeedbackButton, QuestionsCog
+        from bot.discord_reindex import ReindexCog
+
+        await self.add_cog(QuestionsCog(self, self.core))
+        await self.add_cog(ReindexCog(self, self.core))
+        # Feedback buttons keep working after a restart: the answer id is in their custom_id.
+        self.add_dynamic_items(FeedbackButton)
+        await self.sync_commands()
+
+    async def sync_commands(self) -> None:
+        """Register the slash commands: in DISCORD_GUILD_IDS (instant) or globally (may take
+        up to an hour to appear). A failure is logged; mentions keep working."""
+        guild_ids = sorted(Settings.id_list(self.core.settings.discord_guild_ids))
+        try:
+            if not guild_ids:
+                synced = await self.tree.sync()
+                log.info("synced %d commands globally", len(synced))
+            for guild_id in guild_ids:
+                guild = discord.Object(int(guild_id))
+                self.tree.copy_global_to(guild=guild)
+                synced = await self.tree.sync(guild=guild)
+                log.info("synced %d commands to guild %s", len(synced), guild_id)
+        except (discord.HTTPException, ValueError) as exc:
+            log.error(
+                "could not register the slash commands (%s); invite the bot with the "
+                "applications.commands scope, and check DISCORD_GUILD_IDS",
+                exc,
+            )
+
+    async def on_message(self, message: discord.Message, /) -> None:
+        """No text commands: questions are handled by the questions cog's listener."""
+
+    async def on_ready(self) -> None:
+        log.info("connected to Discord as %s (%d servers)", self.user, len(self.guilds))
+        self.ready.set()
+
+    async def on_error(self, event_method: str, /, *args: Any, **kwargs: Any) -> None:
+        log.exception("unhandled error in Discord event %s", event_method)
+
+    async def drain(self, grace: float) -> None:
+        """Give the answers in flight up to `grace` seconds to finish (at shutdown)."""
+        cog = self.get_cog("QuestionsCog")
+        inflight: set[asyncio.Task[Any]] = getattr(cog, "inflight", set())
+        if inflight and grace > 0:
+            log.info("waiting up to %.0f s for %d Discord answers in flight", grace, len(inflight))
+            await asyncio.wait(set(inflight), timeout=grace)
+
+
+class DiscordAdapter:
+    """The `Adapter` for `docsbot serve`: runs the bot until cancelled, then closes it."""
+
+    name = "discord"
+
+    def __init__(self, core: ChatCore) -> None:
+        self.core = core
+        self.ready = asyncio.Event()  # set while connected (on_ready)
+        self.bot: DocsBot | None = None
+
+    async def run(self) -> None:
+        settings = self.core.settings
+        token = settings.discord_token.get_secret_value()
+        with discord_endpoints(settings.discord_api_base_url, settings.discord_gateway_url):
+            bot = self.bot = DocsBot(self.core, self.ready)
+            try:
+                await bot.start(token, reconnect=True)
+            except discord.LoginFailure as exc:
+                raise ConfigError("DISCORD_TOKEN was rejected by Discord: check the bot token") from exc
+            except discord.PrivilegedIntentsRequired as exc:
+                raise ConfigError(
+                    "Discord refused the Message Content intent: enable it for the bot in the "
+                    "developer portal (Bot > Privileged Gateway Intents)"
+                ) from exc
+            finally:
+                self.ready.clear()
+                try:
+                    await bot.drain(settings.shutdown_grace)
+                finally:
+                    await bot.close()

@@ -1,0 +1,349 @@
+"""Questions on Discord: mentions, follow-ups, `/ask`, and the feedback buttons under answers.
+
+A mention (or any message in a DM, when DMs are allowed) is a question. The bot shows typing,
+replies (or opens a thread, with DISCORD_REPLY_IN_THREAD) when the first words arrive, edits the
+reply as the answer streams, and ends with the full answer, a sources embed and 👍/👎 buttons.
+A reply to one of the bot's answers, or a message in a thread the bot opened, is a follow-up:
+the conversation so far goes to the service as history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Protocol
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.common import ChatCore
+from bot.discord_app import ERROR_SENTENCE, DocsBot, is_expired, reply_privately
+from bot.discord_render import NO_PINGS, answer_parts, preview, sources_embed
+from core.prompting import Turn
+
+log = logging.getLogger("docsbot.discord")
+
+#: Earlier messages read for a follow-up's history.
+HISTORY_MESSAGES = 8
+#: Outcomes whose answers get feedback buttons.
+VOTED_OUTCOMES = {"answered", "not_covered"}
+DMS_OFF = "I only answer in servers here; ask me in a channel with /ask or a mention."
+
+
+class AnswerSink(Protocol):
+    """Where an answer is shown: a reply to a message, or an interaction's response."""
+
+    async def show(self, text: str) -> None:
+        """Show the text so far (the first call posts, later calls edit)."""
+
+    async def finish(
+        self, parts: Sequence[str], embed: discord.Embed | None, view: discord.ui.View | None
+    ) -> None:
+        """Show the final answer: parts of at most 2000 characters, the last with embed and view."""
+
+
+class MessageSink:
+    """Answers a message: a reply to it (or a new thread from it), continued by replies."""
+
+    def __init__(self, origin: discord.Message, thread: discord.Thread | None = None) -> None:
+        self.origin = origin
+        self.thread = thread
+        self.first: discord.Message | None = None
+
+    async def show(self, text: str) -> None:
+        if self.first is None:
+            self.first = await self._post(preview(text), self.origin)
+        else:
+            await self.first.edit(content=preview(text), allowed_mentions=NO_PINGS)
+
+    async def finish(
+        self, parts: Sequence[str], embed: discord.Embed | None, view: discord.ui.View | None
+    ) -> None:
+        previous = self.origin
+        for number, part in enumerate(parts):
+            extras = _extras(embed, view) if number == len(parts) - 1 else {}
+            if number == 0 and self.first is not None:
+                await self.first.edit(content=part, allowed_mentions=NO_PINGS, **extras)
+                previous = self.first
+            else:
+                previous = await self._post(part, previous, **extras)
+
+    async def _post(self, content: str, reply_to: discord.Message, **extras: Any) -> discord.Message:
+        """Each part replies to the one before, so a reply to any part can walk back to the
+        question; the first part of a threaded answer opens the thread instead."""
+        if reply_to is self.origin and self.thread is not None:
+            return await self.thread.send(content, allowed_mentions=NO_PINGS, **extras)
+        return await reply_to.reply(content, allowed_mentions=NO_PINGS, **extras)
+
+
+class InteractionSink:
+    """Answers a deferred `/ask`: edits the original response, then sends followups."""
+
+    def __init__(self, interaction: discord.Interaction[Any]) -> None:
+        self.interaction = interaction
+
+    async def show(self, text: str) -> None:
+        await self.interaction.edit_original_response(content=preview(text), allowed_mentions=NO_PINGS)
+
+    async def finish(
+        self, parts: Sequence[str], embed: discord.Embed | None, view: discord.ui.View | None
+    ) -> None:
+        for number, part in enumerate(parts):
+            extras = _extras(embed, view) if number == len(parts) - 1 else {}
+            if number == 0:
+                await self.interaction.edit_original_response(
+                    content=part, allowed_mentions=NO_PINGS, **extras
+                )
+            else:
+                await self.interaction.followup.send(part, allowed_mentions=NO_PINGS, **extras)
+
+
+class FeedbackButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=r"docsbot:vote:(?P<vote>up|down):(?P<answer_id>[0-9A-Za-z]{1,64})",
+):
+    """👍/👎 under an answer. The answer id rides in the custom_id, so clicks on answers sent
+    before a restart still land (the bot registers this class with `add_dynamic_items`)."""
+
+    def __init__(self, answer_id: str, vote: int) -> None:
+        up = vote > 0
+        super().__init__(
+            discord.ui.Button(
+                style=discord.ButtonStyle.secondary,
+                emoji="👍" if up else "👎",
+                label="Helpful" if up else "Not helpful",
+                custom_id=f"docsbot:vote:{'up' if up else 'down'}:{answer_id}",
+            )
+        )
+        self.answer_id = answer_id
+        self.vote = 1 if up else -1
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> FeedbackButton:
+        return cls(match["answer_id"], 1 if match["vote"] == "up" else -1)
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        core: ChatCore = interaction.client.core
+        try:
+            known = await core.feedback(self.answer_id, str(interaction.user.id), self.vote)
+        except Exception:  # core.feedback does not raise; belt and braces for the user's sake
+            log.exception("feedback failed")
+            known = False
+        text = "Thanks for the feedback!" if known else "Sorry, I no longer have a record of that answer."
+        await reply_privately(interaction, text)
+
+
+def feedback_view(answer_id: str) -> discord.ui.View:
+    """The two feedback buttons for one answer (a persistent view: no timeout)."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(FeedbackButton(answer_id, +1))
+    view.add_item(FeedbackButton(answer_id, -1))
+    return view
+
+
+class QuestionsCog(commands.Cog):
+    """Mentions, follow-ups and `/ask`."""
+
+    def __init__(self, bot: DocsBot, core: ChatCore) -> None:
+        self.bot = bot
+        self.core = core
+        self.settings = core.settings
+        self.inflight: set[asyncio.Task[Any]] = set()
+        dms = self.settings.discord_allow_dms
+        self.ask.allowed_contexts = app_commands.AppCommandContext(guild=True, dm_channel=dms)
+
+    # --- mentions and follow-ups ------------------------------------------------------------
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author.bot or self.bot.user is None:
+            return
+        if message.guild is None and not self.settings.discord_allow_dms:
+            return
+        follow_up = await self._is_follow_up(message)
+        if not (follow_up or message.guild is None or self.bot.user in message.mentions):
+            return
+        with self._tracked():
+            try:
+                await self._answer_message(message, follow_up)
+            except Exception:
+                log.exception("answering message %s failed", message.id)
+                with contextlib.suppress(discord.HTTPException):
+                    await message.reply(ERROR_SENTENCE, allowed_mentions=NO_PINGS)
+
+    async def _answer_message(self, message: discord.Message, follow_up: bool) -> None:
+        question = self._clean(message.content)
+        user = str(message.author.id)
+        if (refusal := self.core.refuse(user, question)) is not None:
+            await message.reply(refusal, allowed_mentions=NO_PINGS)
+            return
+        history = await self._history(message) if follow_up else []
+        thread: discord.Thread | None = None
+        if (
+            self.settings.discord_reply_in_thread
+            and isinstance(message.channel, discord.TextChannel)
+            and not follow_up
+        ):
+            thread = await message.create_thread(name=_thread_name(question), auto_archive_duration=1440)
+        sink = MessageSink(message, thread)
+        async with _typing(thread or message.channel):
+            await self.answer(question, history, sink, str(message.channel.id), user)
+
+    async def _is_follow_up(self, message: discord.Message) -> bool:
+        """A reply to one of the bot's messages, or a message in a thread the bot opened."""
+        assert self.bot.user is not None
+        if isinstance(message.channel, discord.Thread) and message.channel.owner_id == self.bot.user.id:
+            return True
+        if message.reference is None or message.reference.message_id is None:
+            return False
+        parent = await self._referenced(message)
+        return parent is not None and parent.author.id == self.bot.user.id
+
+    async def _referenced(self, message: discord.Message) -> discord.Message | None:
+        """The message `message` replies to (from the event, the cache, or the API)."""
+        reference = message.reference
+        if reference is None or reference.message_id is None:
+            return None
+        if isinstance(reference.resolved, discord.Message):
+            return reference.resolved
+        cached = discord.utils.get(self.bot.cached_messages, id=reference.message_id)
+        if cached is not None:
+            return cached
+        try:
+            return await message.channel.fetch_message(reference.message_id)
+        except discord.HTTPException as exc:
+            log.info("could not read message %s for a follow-up: %s", reference.message_id, exc)
+            return None
+
+    async def _history(self, message: discord.Message) -> list[Turn]:
+        """The conversation before `message`, oldest first: the reply chain, or the bot's thread."""
+        assert self.bot.user is not None
+        earlier: list[discord.Message] = []
+        if isinstance(message.channel, discord.Thread) and message.channel.owner_id == self.bot.user.id:
+            earlier = [m async for m in message.channel.history(limit=HISTORY_MESSAGES, before=message)]
+            if len(earlier) < HISTORY_MESSAGES and (starter := await _starter(message.channel)) is not None:
+                earlier.append(starter)
+        else:
+            current: discord.Message | None = message
+            while current is not None and len(earlier) < HISTORY_MESSAGES:
+                current = await self._referenced(current)
+                if current is not None:
+                    earlier.append(current)
+        turns: list[Turn] = []
+        for old in reversed(earlier):
+            role = "assistant" if old.author.id == self.bot.user.id else "user"
+            text = self._clean(old.content)
+            if not text:
+                continue
+            if turns and turns[-1].role == role:  # one answer sent as several parts
+                turns[-1] = Turn(role, f"{turns[-1].text}\n\n{text}")
+            else:
+                turns.append(Turn(role, text))
+        return turns
+
+    def _clean(self, content: str) -> str:
+        """The question without the bot's mention."""
+        assert self.bot.user is not None
+        return re.sub(rf"<@!?{self.bot.user.id}>", " ", content).strip()
+
+    # --- /ask ------------------------------------------------------------------------------
+
+    @app_commands.command(name="ask", description="Ask a question about Milvus; the answer cites the docs.")
+    @app_commands.describe(question="Your question, for example: how do I choose HNSW parameters?")
+    async def ask(self, interaction: discord.Interaction[DocsBot], question: str) -> None:
+        if interaction.guild is None and not self.settings.discord_allow_dms:
+            await reply_privately(interaction, DMS_OFF)
+            return
+        user = str(interaction.user.id)
+        if (refusal := self.core.refuse(user, question)) is not None:
+            await reply_privately(interaction, refusal)
+            return
+        with self._tracked():
+            try:
+                await interaction.response.defer(thinking=True)
+            except discord.NotFound as exc:
+                if not is_expired(exc):
+                    raise
+                log.warning("/ask from %s expired before it was acknowledged (over 3 s); dropped", user)
+                return
+            channel = str(interaction.channel_id or "dm")
+            await self.answer(question.strip(), [], InteractionSink(interaction), channel, user)
+
+    # --- shared -----------------------------------------------------------------------------
+
+    async def answer(
+        self, question: str, history: Sequence[Turn], sink: AnswerSink, channel: str, user: str
+    ) -> None:
+        """Stream the service's answer into `sink`, record it, and show the final version."""
+        answer, first_token = await self.core.relay(self.core.service.stream(question, history), sink.show)
+        answer_id = await self.core.record("discord", channel, user, question, answer, first_token)
+        view = feedback_view(answer_id) if answer_id and answer.outcome in VOTED_OUTCOMES else None
+        await sink.finish(answer_parts(answer), sources_embed(answer.sources), view)
+
+    @contextlib.contextmanager
+    def _tracked(self) -> Any:
+        """Count the current task as an answer in flight (waited for at shutdown)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.inflight.add(task)
+        try:
+            yield
+        finally:
+            if task is not None:
+                self.inflight.discard(task)
+
+
+async def _starter(thread: discord.Thread) -> discord.Message | None:
+    """The message a thread was opened from (the question), when it can be read."""
+    if thread.starter_message is not None:
+        return thread.starter_message
+    parent = thread.parent
+    if not isinstance(parent, discord.TextChannel):
+        return None
+    try:
+        return await parent.fetch_message(thread.id)
+    except discord.HTTPException:
+        return None
+
+
+@contextlib.asynccontextmanager
+async def _typing(channel: discord.abc.Messageable) -> AsyncIterator[None]:
+    """Show "typing…" while the answer is made; a channel that refuses it is no reason to fail."""
+    typing = channel.typing()
+    entered = False
+    try:
+        await typing.__aenter__()
+        entered = True
+    except discord.HTTPException as exc:
+        log.info("typing indicator failed: %s", exc)
+    try:
+        yield
+    finally:
+        if entered:
+            await typing.__aexit__(None, None, None)
+
+
+def _extras(embed: discord.Embed | None, view: discord.ui.View | None) -> dict[str, Any]:
+    """The embed and view keyword arguments of a send or edit, leaving out the missing ones."""
+    extras: dict[str, Any] = {}
+    if embed is not None:
+        extras["embed"] = embed
+    if view is not None:
+        extras["view"] = view
+    return extras
+
+
+def _thread_name(question: str) -> str:
+    """A thread title from the question (Discord allows 100 characters)."""
+    name = " ".join(question.split())
+    return name if len(name) <= 90 else name[:89] + "…"
