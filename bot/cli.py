@@ -5,6 +5,8 @@
     docsbot ask "question"            # one question, same output
     docsbot eval --questions FILE [--k N] [--json]
     docsbot status [--json]
+    docsbot serve                     # Slack/Discord bots, reindex schedule, /healthz /readyz /metrics
+    docsbot report [--since 7d] [--json]
 
 Settings come from the environment / .env (see .env.example); errors print one line, the
 details go to the log (LOG_LEVEL=DEBUG shows them).
@@ -28,6 +30,8 @@ from core.quiet import quiet_third_party
 
 quiet_third_party()
 
+from bot.logs import secret_values, setup_logging
+from bot.report import add_parser as add_report_parser
 from core.config import Settings, load_settings
 from core.errors import DocsBotError
 from core.evaluation import evaluate, evaluate_answers, format_report, load_questions, summarize
@@ -47,12 +51,16 @@ def main(argv: list[str] | None = None) -> int:
     except DocsBotError as exc:
         print(f"docsbot: {exc.user_message}", file=sys.stderr)
         return 2
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.log_level, secret_values(settings))
     try:
         if args.command == "serve":
             from bot.serve import serve
 
             return asyncio.run(serve(settings))
+        if args.command == "report":
+            from bot.report import report_command
+
+            return report_command(settings, args)
         if args.command == "crawl":
             return asyncio.run(cmd_crawl(settings, args))
         command: Callable[[RagService, argparse.Namespace], Coroutine[Any, Any, int]] = args.run
@@ -329,10 +337,8 @@ class _ProgressBar:
             self._bar = None
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+def _setup_logging(level: str, secrets: Sequence[str] = ()) -> None:
+    setup_logging(level, secrets)  # JSON lines when stderr is not a terminal; secrets redacted
     floor = max(logging.WARNING, logging.getLevelName(level))
     for noisy in ("milvus_lite", "faiss", "sentence_transformers", "httpx", "httpx2", "openai", "urllib3"):
         logging.getLogger(noisy).setLevel(floor)
@@ -390,4 +396,6 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="what is indexed and how the last run went")
     status.add_argument("--json", action="store_true")
     status.set_defaults(run=cmd_status)
+
+    add_report_parser(commands)
     return parser
