@@ -170,8 +170,7 @@ class SiteCrawler:
             raise SourceError(f"the docs site {self.root} answered {fetched.status} for robots.txt")
         else:
             self._robots.parse([])  # no robots.txt: everything allowed
-        delay = self._robots.crawl_delay(self.options.user_agent)
-        self._delay = float(delay) if delay else 0.0
+        self._delay = _crawl_delay(fetched.body, self.options.user_agent) if fetched.status == 200 else 0.0
         if self._delay:
             log.info("robots.txt asks for %.1f s between requests", self._delay)
 
@@ -421,6 +420,32 @@ class SiteCrawler:
         data = {page_id: entry.__dict__ for page_id, entry in sorted(cache.items())}
         temporary.write_text(json.dumps(data), encoding="utf-8")
         temporary.replace(self.cache_path)
+
+
+def _crawl_delay(robots: str, user_agent: str) -> float:
+    """robots.txt's Crawl-delay for our agent (its own group first, else `*`), in seconds.
+    (urllib's parser only reads whole numbers; sites write 0.5 too.)"""
+    product = user_agent.split("/", 1)[0].strip().lower()
+    delays: dict[str, float] = {}
+    agents: list[str] = []
+    in_rules = False
+    for raw in robots.splitlines():
+        key, _, value = raw.split("#", 1)[0].partition(":")
+        key, value = key.strip().lower(), value.strip()
+        if key == "user-agent":
+            if in_rules:
+                agents, in_rules = [], False
+            agents.append(value.lower())
+        elif key:
+            in_rules = True
+            if key == "crawl-delay":
+                try:
+                    for agent in agents:
+                        delays.setdefault(agent, max(0.0, float(value)))
+                except ValueError:
+                    log.warning("robots.txt: unreadable Crawl-delay %r ignored", value)
+    specific = [d for agent, d in delays.items() if agent != "*" and agent in product]
+    return specific[0] if specific else delays.get("*", 0.0)
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -21,6 +21,7 @@ from email.utils import formatdate
 from pathlib import Path
 
 import markdown
+import yaml
 from aiohttp import web
 
 from core.sources import pages_from_files
@@ -67,6 +68,8 @@ class FakeDocsSite:
         origins = {name for name, text in files}
         pages = {}
         for name in sorted(origins):
+            if not _valid_front_matter(texts[name]):
+                continue  # the real site renders only pages whose front matter parses
             meta = split_front_matter(texts[name]).meta
             page_id = str(meta.get("id") or "")
             if page_id and any(p.id == page_id for p in result.pages) and page_id not in pages:
@@ -106,31 +109,28 @@ class FakeDocsSite:
 
     # --- the site's gatekeeping ---------------------------------------------------------------
 
-    def _gate(self, request: web.Request) -> web.Response | None:
+    def _gate(self, request: web.Request, arrived: float | None = None) -> web.Response | None:
         """403 for script agents; 302 + challenge cookie on the first visit (like the real site)."""
         agent = request.headers.get("User-Agent", "")
         if SCRIPT_AGENTS.search(agent):
-            return self._record(request, web.Response(status=403, text="Forbidden"))
+            return self._record(request, web.Response(status=403, text="Forbidden"), arrived)
         if request.cookies.get(CHALLENGE_COOKIE) != "passed":
             response = web.Response(status=302, headers={"Location": str(request.rel_url)})
             response.set_cookie(CHALLENGE_COOKIE, "passed", path="/")
-            return self._record(request, response)
+            return self._record(request, response, arrived)
         return None
 
-    def _record(self, request: web.Request, response: web.Response) -> web.Response:
+    def _record(
+        self, request: web.Request, response: web.Response, arrived: float | None = None
+    ) -> web.Response:
         conditional = "If-None-Match" in request.headers or "If-Modified-Since" in request.headers
         agent = request.headers.get("User-Agent", "")
         self.requests.append(
-            Request(request.path, response.status, agent, conditional, self._arrived(request))
+            Request(request.path, response.status, agent, conditional, arrived or time.monotonic())
         )
         return response
 
     # --- handlers -----------------------------------------------------------------------------
-
-    @staticmethod
-    def _arrived(request: web.Request) -> float:
-        arrived: float = request.get("arrived", time.monotonic())
-        return arrived
 
     async def _robots(self, request: web.Request) -> web.Response:
         lines = ["User-agent: *", *(f"Disallow: {path}" for path in self.disallow)]
@@ -173,8 +173,8 @@ class FakeDocsSite:
         return self._record(request, web.Response(text=f"<ul>{links}</ul>", content_type="text/html"))
 
     async def _page(self, request: web.Request) -> web.Response:
-        request["arrived"] = time.monotonic()
-        if (refused := self._gate(request)) is not None:
+        arrived = time.monotonic()
+        if (refused := self._gate(request, arrived)) is not None:
             return refused
         path, page_id = request.path, request.match_info["page"]
         if delay := self.slow.get(path):
@@ -182,17 +182,17 @@ class FakeDocsSite:
         if self.too_many.get(path, 0) > 0:
             self.too_many[path] -= 1
             headers = {"Retry-After": self.retry_after}
-            return self._record(request, web.Response(status=429, headers=headers))
+            return self._record(request, web.Response(status=429, headers=headers), arrived)
         if path in self.errors:
-            return self._record(request, web.Response(status=500, text="Internal Server Error"))
+            return self._record(request, web.Response(status=500, text="Internal Server Error"), arrived)
         if page_id not in self.pages:
-            return self._record(request, web.Response(status=404, text="Not Found"))
+            return self._record(request, web.Response(status=404, text="Not Found"), arrived)
         body, etag = self._render(page_id)
         if request.headers.get("If-None-Match") == etag:
-            return self._record(request, web.Response(status=304, headers={"ETag": etag}))
+            return self._record(request, web.Response(status=304, headers={"ETag": etag}), arrived)
         headers = {"ETag": etag, "Last-Modified": formatdate(usegmt=True)}
         response = web.Response(text=body, content_type="text/html", headers=headers)
-        return self._record(request, response)
+        return self._record(request, response, arrived)
 
     def _render(self, page_id: str) -> tuple[str, str]:
         source = self.pages[page_id]
@@ -203,6 +203,14 @@ class FakeDocsSite:
             body = render_page(source, sorted(self.pages))
             self._html_cache[page_id] = (source, body)
         return body, '"' + hashlib.sha256(body.encode()).hexdigest()[:16] + '"'
+
+
+def _valid_front_matter(text: str) -> bool:
+    end = text.find("\n---", 3)
+    try:
+        return text.startswith("---") and isinstance(yaml.safe_load(text[3:end]), dict)
+    except yaml.YAMLError:
+        return False
 
 
 _NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
