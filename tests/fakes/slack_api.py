@@ -14,7 +14,6 @@ but speaking aiohttp on a free port so the real `AsyncWebClient` and `AsyncApp` 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import time
 from dataclasses import dataclass, field
@@ -48,7 +47,7 @@ class FakeSlack:
     base_url: str = ""
     _runner: web.AppRunner | None = None
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
-    _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _last_ts: float = 0.0
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> FakeSlack:
@@ -78,6 +77,11 @@ class FakeSlack:
         return f"{self.base_url}/respond/{name}"
 
     # --- inspection ---------------------------------------------------------------------------
+
+    def new_ts(self) -> str:
+        """A message timestamp like Slack's ("1700000000.123456"), strictly increasing."""
+        self._last_ts = max(time.time(), self._last_ts + 0.000001)
+        return f"{self._last_ts:.6f}"
 
     def calls_to(self, method: str) -> list[Call]:
         return [call for call in self.calls if call.method == method]
@@ -153,8 +157,14 @@ class FakeSlack:
         channel = str(args.get("channel", ""))
         if channel in self.not_in_channel:
             return {"ok": False, "error": "not_in_channel"}
-        ts = f"{int(time.time())}.{next(self._ts):06d}"
-        message = {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "ts": ts, "text": args.get("text", "")}
+        ts = self.new_ts()
+        message = {
+            "type": "message",
+            "user": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "ts": ts,
+            "text": args.get("text", ""),
+        }
         if args.get("blocks"):
             message["blocks"] = args["blocks"]
         if args.get("thread_ts"):
@@ -173,7 +183,7 @@ class FakeSlack:
         return {"ok": True, "channel": key[0], "ts": key[1], "text": message["text"]}
 
     def _chat_postEphemeral(self, args: dict[str, Any], token: str) -> dict[str, Any]:
-        return {"ok": True, "message_ts": f"{int(time.time())}.{next(self._ts):06d}"}
+        return {"ok": True, "message_ts": self.new_ts()}
 
     def _conversations_replies(self, args: dict[str, Any], token: str) -> dict[str, Any]:
         channel, thread = str(args.get("channel", "")), str(args.get("ts", ""))
