@@ -31,6 +31,8 @@ from core.service import USAGE, RagService
 log = logging.getLogger("docsbot.chat")
 
 SHUTTING_DOWN = "I'm restarting for maintenance; please ask again in a minute."
+#: At shutdown, seconds a task that recorded its answer gets to post the final message.
+FINAL_POST_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,8 @@ class ChatCore:
         self.listeners: list[QuestionListener] = []
         self.feedback_listeners: list[Callable[[int], None]] = []
         self.draining = False  # set by `drain`: new questions get SHUTTING_DOWN
-        self._active: set[asyncio.Task[Any]] = set()
+        # Tasks that called `refuse`/`relay` -> True while answering, False once `record`ed.
+        self._active: dict[asyncio.Task[Any], bool] = {}
 
     def refuse(self, user_id: str, question: str) -> str | None:
         """A message to send instead of answering (usage help, too long, rate limited), or None."""
@@ -158,6 +161,7 @@ class ChatCore:
         except Exception:
             log.exception("could not record the answer")
             answer_id = ""
+        self._track(answering=False)
         retrieval_seconds = answer.retrieval.seconds if answer.retrieval is not None else None
         fields: dict[str, object] = {
             "event": "question",
@@ -217,34 +221,50 @@ class ChatCore:
 
     @property
     def in_flight(self) -> int:
-        """Questions being answered now (tasks that called `refuse` or `relay` and still run)."""
-        return sum(1 for task in self._active if not task.done())
+        """Questions being answered now (from `refuse`/`relay` until `record`)."""
+        return sum(1 for task, answering in self._active.items() if answering and not task.done())
 
     async def drain(self, grace: float) -> int:
-        """Stop taking questions, give the ones in flight `grace` seconds, cancel the rest.
-        Returns how many were cancelled."""
+        """Stop taking questions and give the ones in flight `grace` seconds to finish (their
+        tasks then get up to FINAL_POST_SECONDS more to post the final message); cancel those
+        still answering after that. Returns how many were cancelled."""
         self.draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         current = asyncio.current_task()
-        pending = {task for task in self._active if not task.done() and task is not current}
-        if pending:
-            log.info("waiting up to %.0f s for %d question(s) in flight", grace, len(pending))
-            _, pending = await asyncio.wait(pending, timeout=grace)
-        for task in pending:
-            task.cancel()
-        if pending:
-            log.warning("cancelled %d question(s) still in flight after %.0f s", len(pending), grace)
-            await asyncio.wait(pending, timeout=1.0)
-        return len(pending)
 
-    def _track(self) -> None:
-        """Remember the calling task as answering a question (for `drain`)."""
+        def answering() -> list[asyncio.Task[Any]]:
+            return [t for t, busy in self._active.items() if busy and not t.done() and t is not current]
+
+        if answering():
+            log.info("waiting up to %.0f s for %d question(s) in flight", grace, len(answering()))
+        while answering() and loop.time() < deadline:
+            await asyncio.wait(answering(), timeout=min(0.1, max(0.0, deadline - loop.time())))
+        finishing = [t for t, busy in self._active.items() if not busy and not t.done() and t is not current]
+        if finishing:  # recorded, now posting the final message
+            await asyncio.wait(finishing, timeout=FINAL_POST_SECONDS)
+        late = answering()
+        for task in late:
+            task.cancel()
+        if late:
+            log.warning("cancelled %d question(s) still in flight after %.0f s", len(late), grace)
+            await asyncio.wait(late, timeout=1.0)
+        return len(late)
+
+    def _track(self, answering: bool = True) -> None:
+        """Mark the calling task as answering a question (or done answering), for `drain`."""
         try:
             task = asyncio.current_task()
         except RuntimeError:  # called outside an event loop (unit tests of refuse)
             return
-        if task is not None and task not in self._active:
-            self._active.add(task)
-            task.add_done_callback(self._active.discard)
+        if task is None:
+            return
+        if task not in self._active:
+            task.add_done_callback(self._forget)
+        self._active[task] = answering
+
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        self._active.pop(task, None)
 
 
 def _round(seconds: float | None) -> float | None:

@@ -1,8 +1,15 @@
 """`docsbot serve`: the long-running process with the chat adapters and the reindex schedule.
 
-Each configured adapter runs under a supervisor: a crash is logged and the adapter restarted
-with backoff, without touching the others. Everything is built from `Settings` here and closed
-in reverse order on the way out.
+Start-up, in order: check that at least one adapter is configured, wait (bounded backoff, logging
+what it waits for) until Milvus and the LLM server answer, open the service and the records
+store, start the ops server (/healthz /readyz /metrics), index if the index is empty (else warm
+up the model), start the reindex schedule, then run each adapter under a supervisor: a crash is
+logged and the adapter restarted with backoff, without touching the others.
+
+SIGTERM or SIGINT: stop taking new questions (they get a short "restarting" reply), give the
+ones in flight SHUTDOWN_GRACE seconds, cancel the rest, then close everything in reverse order
+(adapters, schedule, a running reindex, ops server, records, service) and exit 0. A second
+signal skips the grace period.
 """
 
 from __future__ import annotations
@@ -10,19 +17,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol
 
+import aiohttp
+
 from bot.common import ChatCore
+from bot.metrics import Metrics
+from bot.ops import OpsServer
 from core.config import Settings
-from core.errors import ConfigError
+from core.errors import ConfigError, StoreError, StoreLockedError
 from core.records import Records
 from core.service import RagService, open_service
+from core.store import ChunkStore
 
 log = logging.getLogger("docsbot.serve")
 
 #: Restart backoff for a crashed adapter: 1, 2, 4 ... capped at this many seconds.
 MAX_RESTART_DELAY = 60.0
+#: Start-up waits at most this long for Milvus (then exits 1) and the LLM (then starts anyway:
+#: answers fall back to links, /readyz says the LLM is down).
+DEPENDENCY_WAIT = 300.0
+#: Backoff between dependency probes: 1, 2, 4 ... capped at this many seconds.
+MAX_PROBE_DELAY = 15.0
 
 
 class Adapter(Protocol):
@@ -33,27 +51,45 @@ class Adapter(Protocol):
     async def run(self) -> None: ...
 
 
-def configured_adapters(core: ChatCore) -> list[Adapter]:
-    """The adapters whose settings are present (imported lazily: each pulls its SDK)."""
-    settings = core.settings
-    adapters: list[Adapter] = []
+AdapterFactory = Callable[[ChatCore], list[Adapter]]
+
+
+def adapter_names(settings: Settings) -> list[str]:
+    """The adapters the settings configure; ConfigError listing what to set when none is."""
+    names = []
     if settings.slack_bot_token.get_secret_value():
-        from bot.slack_app import SlackAdapter
-
-        adapters.append(SlackAdapter(core))
+        names.append("slack")
     if settings.discord_token.get_secret_value():
-        from bot.discord_app import DiscordAdapter
-
-        adapters.append(DiscordAdapter(core))
-    if not adapters:
+        names.append("discord")
+    if not names:
         raise ConfigError(
             "nothing to serve: set SLACK_BOT_TOKEN (with SLACK_APP_TOKEN for Socket Mode, or "
             "SLACK_SIGNING_SECRET with SLACK_MODE=http) and/or DISCORD_TOKEN"
         )
+    return names
+
+
+def configured_adapters(core: ChatCore) -> list[Adapter]:
+    """The adapters whose settings are present (imported lazily: each pulls its SDK)."""
+    names = adapter_names(core.settings)
+    adapters: list[Adapter] = []
+    if "slack" in names:
+        from bot.slack_app import SlackAdapter
+
+        adapters.append(SlackAdapter(core))
+    if "discord" in names:
+        from bot.discord_app import DiscordAdapter
+
+        adapters.append(DiscordAdapter(core))
     return adapters
 
 
-async def supervise(adapter: Adapter, *, first_delay: float = 1.0) -> None:
+async def supervise(
+    adapter: Adapter,
+    *,
+    first_delay: float = 1.0,
+    on_restart: Callable[[str], None] | None = None,
+) -> None:
     """Run an adapter forever: restart it with exponential backoff whenever it crashes."""
     delay = first_delay
     while True:
@@ -70,6 +106,8 @@ async def supervise(adapter: Adapter, *, first_delay: float = 1.0) -> None:
         if asyncio.get_running_loop().time() - started > 5 * MAX_RESTART_DELAY:
             delay = first_delay  # it ran fine for a good while: start the backoff over
         await asyncio.sleep(delay)
+        if on_restart is not None:
+            on_restart(adapter.name)
         delay = min(delay * 2, MAX_RESTART_DELAY)
 
 
@@ -83,18 +121,256 @@ async def open_chat_core(settings: Settings, service: RagService) -> AsyncIterat
         records.close()
 
 
-async def serve(settings: Settings) -> int:
-    """Run until cancelled (Ctrl-C / SIGTERM)."""
-    async with open_service(settings) as service, open_chat_core(settings, service) as core:
-        adapters = configured_adapters(core)
-        if (await service.status()).chunks == 0:
-            log.warning(
-                "the index is empty: indexing %s now (questions get 'not indexed yet')", settings.docs_source
+# --- start-up: wait for the dependencies -------------------------------------------------------
+
+
+async def wait_for_dependencies(
+    settings: Settings, *, max_wait: float = DEPENDENCY_WAIT, first_delay: float = 1.0
+) -> None:
+    """Wait until a Milvus server (Milvus Lite needs no waiting) and the LLM server answer.
+
+    Milvus still down after `max_wait` seconds: StoreError (the process exits 1 and its
+    supervisor, e.g. Docker, restarts it). The LLM still down: a warning, and serve goes on.
+    """
+    waits = []
+    if "://" in settings.milvus_uri:
+        waits.append(
+            _wait_until("Milvus", settings.milvus_uri, _milvus_probe(settings), max_wait, first_delay)
+        )
+    waits.append(
+        _wait_until("the LLM server", settings.llm_base_url, _llm_probe(settings), max_wait, first_delay)
+    )
+    milvus_ok, *rest = await asyncio.gather(*waits)
+    llm_ok = rest[0] if rest else milvus_ok
+    if "://" in settings.milvus_uri and not milvus_ok:
+        raise StoreError(f"Milvus at {settings.milvus_uri} did not answer within {max_wait:.0f} s")
+    if not llm_ok:
+        log.warning(
+            "the LLM server at %s did not answer within %.0f s: starting anyway (answers fall back to "
+            "links until it is up; /readyz reports it)",
+            settings.llm_base_url,
+            max_wait,
+        )
+
+
+async def _wait_until(
+    what: str, where: str, probe: Callable[[], Awaitable[None]], max_wait: float, first_delay: float
+) -> bool:
+    """Call `probe` until it succeeds (True) or `max_wait` seconds pass (False)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max_wait
+    delay, attempt = first_delay, 1
+    while True:
+        try:
+            await probe()
+        except StoreLockedError:
+            raise
+        except Exception as exc:
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            wait = min(delay, left)
+            log.info(
+                "waiting for %s at %s (attempt %d, next try in %.0f s): %s", what, where, attempt, wait, exc
             )
-            service.start_reindex(trigger="startup")
+            await asyncio.sleep(wait)
+            delay, attempt = min(delay * 2, MAX_PROBE_DELAY), attempt + 1
+            continue
+        if attempt > 1:
+            log.info("%s at %s is up", what, where)
+        return True
+
+
+def _milvus_probe(settings: Settings) -> Callable[[], Awaitable[None]]:
+    async def probe() -> None:
+        def connect() -> None:
+            store = ChunkStore.connect(
+                settings.milvus_uri,
+                settings.collection,
+                settings.milvus_token.get_secret_value(),
+                settings.milvus_timeout,
+            )
+            try:
+                store.exists()
+            finally:
+                store.close()
+
+        await asyncio.wait_for(asyncio.to_thread(connect), settings.milvus_timeout + 5)
+
+    return probe
+
+
+def _llm_probe(settings: Settings) -> Callable[[], Awaitable[None]]:
+    async def probe() -> None:
+        url = settings.llm_base_url.rstrip("/") + "/models"
+        headers = {"Authorization": f"Bearer {settings.llm_api_key.get_secret_value() or 'not-needed'}"}
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http,
+            http.get(url, headers=headers) as response,
+        ):
+            if response.status != 200:
+                raise ConnectionError(f"GET {url} answered {response.status}")
+
+    return probe
+
+
+# --- the process -------------------------------------------------------------------------------
+
+
+async def serve(settings: Settings, adapters: AdapterFactory | None = None) -> int:
+    """Run until SIGTERM/SIGINT, then shut down gracefully; returns the exit status (0).
+
+    `adapters` builds the chat adapters from the chat core (default: the configured ones).
+    """
+    if adapters is None:
+        adapter_names(settings)  # fail now, not after minutes of waiting, when none is configured
+        adapters = configured_adapters
+    stopping = _StopSignal()
+    stopping.install()
+    try:
+        return await _serve(settings, adapters, stopping)
+    finally:
+        stopping.uninstall()
+
+
+async def _serve(settings: Settings, make_adapters: AdapterFactory, stopping: _StopSignal) -> int:
+    if not await stopping.unless_stopped(wait_for_dependencies(settings)):
+        return 0
+    async with contextlib.AsyncExitStack() as stack:
+        service = await stack.enter_async_context(open_service(settings))
+        core = await stack.enter_async_context(open_chat_core(settings, service))
+        adapters = make_adapters(core)
+        metrics = Metrics()
+        metrics.attach(core)
+        if settings.ops_port:
+            ops = OpsServer(service, metrics, core, host=settings.ops_host, port=settings.ops_port)
+            await ops.start()
+            stack.push_async_callback(ops.stop)
         else:
-            await service.warm_up()
-        async with asyncio.TaskGroup() as group:
-            for adapter in adapters:
-                group.create_task(supervise(adapter), name=f"adapter-{adapter.name}")
+            log.info("ops server off (OPS_PORT=0)")
+        stack.push_async_callback(_stop_reindex, service)
+        if not await stopping.unless_stopped(_prepare_index(service)):
+            return 0
+        scheduler = _start_scheduler(settings, service)
+        if scheduler is not None:
+            stack.callback(scheduler.shutdown)
+        tasks = [
+            asyncio.create_task(
+                supervise(adapter, on_restart=metrics.on_restart), name=f"adapter-{adapter.name}"
+            )
+            for adapter in adapters
+        ]
+        stack.push_async_callback(_cancel, tasks)
+        log.info("serving: %s", ", ".join(adapter.name for adapter in adapters))
+        failed = await stopping.wait_or_fail(tasks)
+        if failed is not None:  # an adapter's configuration is invalid: no restart helps
+            raise failed
+        cancelled = await core.drain(0.0 if stopping.hurry else settings.shutdown_grace)
+        log.info("shutting down (%d question(s) cancelled)", cancelled)
+    log.info("stopped")
     return 0
+
+
+async def _prepare_index(service: RagService) -> None:
+    """Index now when the index is empty, else warm the model up (the first answer is not slow)."""
+    if (await service.status()).chunks == 0:
+        log.warning(
+            "the index is empty: indexing %s now (questions get 'not indexed yet' meanwhile)",
+            service.settings.docs_source,
+        )
+        service.start_reindex(trigger="startup")
+    else:
+        await service.warm_up()
+
+
+def _start_scheduler(settings: Settings, service: RagService) -> _Scheduler | None:
+    try:
+        from bot.scheduler import ReindexScheduler
+    except ImportError:  # pragma: no cover - the schedule ships with the reindex issue
+        log.warning("no reindex schedule (bot.scheduler is missing)")
+        return None
+    scheduler = ReindexScheduler(settings, service)
+    scheduler.start()
+    return scheduler
+
+
+class _Scheduler(Protocol):
+    def shutdown(self) -> None: ...
+
+
+async def _stop_reindex(service: RagService) -> None:
+    """Cancel a running reindex (the next run picks up where it stopped: it is incremental)."""
+    job = service.running_reindex
+    if job is None or job.task is None:
+        return
+    log.warning("shutdown interrupts the running reindex (%s); the next run resumes it", job.trigger)
+    job.task.cancel()
+    with contextlib.suppress(BaseException):
+        await asyncio.wait_for(job.task, 5.0)
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel the adapter supervisors and wait for them (adapters close their clients)."""
+    for task in tasks:
+        task.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    for task, result in zip(tasks, results, strict=True):
+        if isinstance(result, Exception):
+            log.warning("%s failed while stopping: %s", task.get_name(), result)
+
+
+class _StopSignal:
+    """SIGTERM/SIGINT -> an event; a second signal sets `hurry` (skip the grace period)."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.hurry = False
+        self._loop = asyncio.get_running_loop()
+        self._installed: list[signal.Signals] = []
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                self._loop.add_signal_handler(sig, self._received, sig)
+                self._installed.append(sig)
+
+    def uninstall(self) -> None:
+        for sig in self._installed:
+            self._loop.remove_signal_handler(sig)
+
+    def _received(self, sig: signal.Signals) -> None:
+        if self.event.is_set():
+            log.warning("%s again: stopping without waiting for answers in flight", sig.name)
+            self.hurry = True
+            return
+        log.info("%s: stopping (new questions are turned away, answers in flight may finish)", sig.name)
+        self.event.set()
+
+    async def unless_stopped(self, work: Awaitable[None]) -> bool:
+        """Run `work`; False (and `work` cancelled) if a stop signal comes first."""
+        task = asyncio.ensure_future(work)
+        stop = asyncio.ensure_future(self.event.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if task.done():
+            task.result()  # re-raise its failure
+            return True
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        log.info("stopped during start-up")
+        return False
+
+    async def wait_or_fail(self, tasks: list[asyncio.Task[None]]) -> BaseException | None:
+        """Wait for a stop signal, or for a supervisor to end (only a ConfigError ends one)."""
+        stop = asyncio.ensure_future(self.event.wait())
+        try:
+            await asyncio.wait({stop, *tasks}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                return task.exception()
+        return None
