@@ -1,0 +1,136 @@
+"""The deployment files: docker-compose.yml validates, and holds what production needs.
+
+`docker compose config` runs when docker is installed; the structural checks always run, so a
+machine without docker (like CI runners without it) still catches an unpinned image, a missing
+healthcheck, a port open to the world or a setting name the bot does not know.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from core.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load(COMPOSE.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def _docker_compose_works() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    probe = subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _docker_compose_works(), reason="docker compose is not installed")
+@pytest.mark.parametrize("profile", [[], ["--profile", "dev"]])
+def test_docker_compose_config_validates(profile: list[str]) -> None:
+    result = subprocess.run(
+        ["docker", "compose", "-f", str(COMPOSE), *profile, "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_service_is_pinned_and_has_a_healthcheck(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert {"etcd", "minio", "milvus", "vllm", "bot"} <= set(services)
+    for name, service in services.items():
+        image = service.get("image", "")
+        assert re.fullmatch(r"[\w./-]+:[\w.-]+", image), f"{name}: image {image!r} is not pinned"
+        assert not image.endswith(":latest"), name
+        check = service.get("healthcheck", {}).get("test")
+        assert check and check[0] in {"CMD", "CMD-SHELL"}, f"{name} has no healthcheck"
+        assert service.get("restart") == "unless-stopped", name
+
+
+def test_published_ports_bind_loopback_only(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name}: {port} is reachable from other hosts"
+
+
+def test_dependencies_wait_for_healthy_services(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name, service in services.items():
+        depends = service.get("depends_on", {})
+        assert isinstance(depends, dict), f"{name}: depends_on needs conditions"
+        for dependency, rule in depends.items():
+            assert dependency in services
+            assert rule == {"condition": "service_healthy"}, f"{name} -> {dependency}"
+    assert set(services["bot"]["depends_on"]) == {"milvus", "vllm"}
+    assert set(services["milvus"]["depends_on"]) == {"etcd", "minio"}
+
+
+def test_milvus_and_vllm_are_the_production_services(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert services["milvus"]["image"].startswith("milvusdb/milvus:")
+    assert "9091/healthz" in " ".join(services["milvus"]["healthcheck"]["test"])
+    vllm = services["vllm"]
+    assert vllm["image"].startswith("vllm/vllm-openai:")
+    assert "--model=meta-llama/Llama-3.1-8B-Instruct" in vllm["command"]
+    assert "/health" in " ".join(vllm["healthcheck"]["test"])
+    assert vllm["environment"]["HF_TOKEN"] == "${HF_TOKEN:-}"  # from the environment, never inline
+    gpu = vllm["deploy"]["resources"]["reservations"]["devices"][0]
+    assert gpu["driver"] == "nvidia" and gpu["capabilities"] == ["gpu"]
+    for name in ("etcd", "minio", "milvus", "vllm", "bot"):
+        mounts = services[name].get("volumes", [])
+        assert mounts and all(m.split(":")[0] in compose["volumes"] for m in mounts), name
+
+
+def test_the_bot_points_at_the_services_with_settings_it_knows(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    bot = services["bot"]
+    assert bot["environment"]["MILVUS_URI"] == "http://milvus:19530"
+    assert bot["environment"]["LLM_BASE_URL"] == "http://vllm:8000/v1"
+    assert bot["env_file"] == [{"path": ".env", "required": False}]
+    assert "build" in bot and bot["command"] == ["serve"]
+    known = {name.upper() for name in Settings.model_fields}
+    for name in ("bot", "bot-dev", "llm-dev"):
+        unknown = set(services[name].get("environment", {})) - known
+        assert not unknown, f"{name}: not docsbot settings: {unknown}"
+
+
+def test_dev_profile_runs_lite_and_the_local_llm(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    dev, llm = services["bot-dev"], services["llm-dev"]
+    assert dev["profiles"] == ["dev"] and llm["profiles"] == ["dev"]
+    assert "://" not in dev["environment"]["MILVUS_URI"]  # Milvus Lite file
+    assert dev["environment"]["LLM_BASE_URL"] == "http://127.0.0.1:18080/v1"
+    assert dev["network_mode"] == "service:llm-dev" and llm["command"] == ["llm", "serve"]
+    assert "deploy" not in dev and "deploy" not in llm  # no GPU needed
+    for name, service in services.items():
+        if name not in {"bot-dev", "llm-dev"}:
+            assert "profiles" not in service, f"{name} should start by default"
+
+
+def test_dockerfile_is_multi_stage_non_root_with_a_healthcheck() -> None:
+    text = DOCKERFILE.read_text()
+    stages = re.findall(r"^FROM\s+\S+\s+AS\s+(\w+)", text, re.MULTILINE)
+    assert stages == ["build", "runtime"]
+    runtime = text.split("AS runtime", 1)[1]
+    assert re.search(r"^USER\s+(?!root\b|0\b)\w+", runtime, re.MULTILINE)
+    assert "HEALTHCHECK" in runtime and "/healthz" in runtime
+    assert "ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" in text
+    assert re.search(r'^VOLUME \["/data", "/models"\]', runtime, re.MULTILINE)
+    assert "HF_HOME=/models" in runtime
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".env", ".venv", "data", ".git"} <= set(ignored)
