@@ -271,10 +271,13 @@ async def cmd_status(service: RagService, args: argparse.Namespace) -> int:
     run = status.last_run
     last_run = None
     if run is not None:
-        keys = ("outcome", "added", "changed", "removed", "unchanged", "errors", "seconds")
+        keys = ("outcome", "trigger", "added", "changed", "removed", "unchanged", "errors", "seconds")
         last_run = {key: asdict(run)[key] for key in keys} | {
+            "started_at": run.started_at,
             "finished_at": run.finished_at,
             "source": run.source,
+            "requests": run.requests,
+            "message": run.message,
         }
     if args.json:
         print(
@@ -301,8 +304,14 @@ async def cmd_status(service: RagService, args: argparse.Namespace) -> int:
         print(
             f"last run:   {last_run['outcome']} at {last_run['finished_at']} from {last_run['source']}: "
             f"{last_run['added']} added, {last_run['changed']} changed, {last_run['removed']} removed, "
-            f"{last_run['unchanged']} unchanged, {last_run['errors']} errors, {last_run['seconds']} s"
+            f"{last_run['unchanged']} unchanged, {last_run['errors']} errors, {last_run['seconds']} s "
+            f"({last_run['trigger']})"
         )
+        if run is not None and run.message:
+            print(f"            {run.message}")
+    running = service.running_reindex
+    if running is not None:
+        print(f"reindexing: {running.progress.describe()}")
     return 0
 
 

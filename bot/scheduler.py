@@ -69,6 +69,10 @@ class ReindexScheduler:
             self._scheduler.shutdown(wait=False)
 
     @property
+    def running(self) -> bool:
+        return bool(self._scheduler.running)
+
+    @property
     def next_run_time(self) -> datetime | None:
         job = self._scheduler.get_job("reindex")
         return job.next_run_time if job is not None else None

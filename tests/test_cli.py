@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -143,11 +144,25 @@ def test_failed_index_exits_non_zero_and_keeps_the_index(docsbot: Run, tmp_path:
     assert json.loads(docsbot("status", "--json").stdout)["pages"] == FIXTURE_PAGES
 
 
+@pytest.mark.usefixtures("first_index")
+def test_index_that_would_delete_too_much_needs_review_and_exits_non_zero(
+    docsbot: Run, tmp_path: Path
+) -> None:
+    partial = tmp_path / "partial"
+    shutil.copytree(FIXTURE_DOCS / "indexes", partial)  # 2 of the 7 pages: 5 would go
+    result = docsbot("index", "--source", str(partial))
+    assert result.returncode == 1 and result.stdout.startswith("needs_review:")
+    assert "5 of 7 indexed pages would be deleted" in result.stdout and "--force" in result.stdout
+    status = json.loads(docsbot("status", "--json").stdout)
+    assert status["pages"] == FIXTURE_PAGES and status["last_run"]["outcome"] == "needs_review"
+    assert "would be deleted" in docsbot("status").stdout
+
+
 def test_missing_source_is_one_line_not_a_traceback(docsbot: Run) -> None:
     result = docsbot("index", "--source", "/no/such/dir")
     assert result.returncode == 1
     assert result.stderr.strip() == (
-        "docsbot: docs source '/no/such/dir' is neither 'bundled' nor an existing directory"
+        "docsbot: docs source '/no/such/dir' is neither a URL, 'bundled' nor an existing directory"
     )
 
 

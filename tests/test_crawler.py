@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -93,7 +94,7 @@ async def test_robots_crawl_delay_spaces_requests(site: FakeDocsSite) -> None:
     site.crawl_delay = 0.15
     await crawler(site, concurrency=4).load()
     starts = sorted(r.at for r in site.page_requests() if r.status != 302)  # 302: same request
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert len(starts) >= len(PUBLISHED) and min(gaps) >= 0.13
 
 
