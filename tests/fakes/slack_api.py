@@ -14,6 +14,7 @@ but speaking aiohttp on a free port so the real `AsyncWebClient` and `AsyncApp` 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -93,18 +94,16 @@ class FakeSlack:
             message["thread_ts"] = thread_ts
         self.messages[(channel, ts)] = message
 
-    async def wait_for(self, predicate: Any, timeout: float = 10.0) -> None:
+    async def wait_for(self, predicate: Any, within: float = 10.0) -> None:
         """Wait until `predicate()` is true (checked after every call the fake receives)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while not predicate():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"fake Slack: condition not met in {timeout} s; calls: {self.summary()}")
+                raise TimeoutError(f"fake Slack: condition not met in {within} s; calls: {self.summary()}")
             self._changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 0.2))
-            except TimeoutError:
-                pass
 
     def summary(self) -> list[str]:
         return [call.method for call in self.calls]
