@@ -38,8 +38,8 @@ class FirstPages:
         self.pages = loaded.pages[:pages]
         self.description = f"{location} (first {len(self.pages)} pages)"
 
-    async def load(self) -> SourceResult:
-        return SourceResult(pages=list(self.pages))
+    async def load(self, progress: object = None) -> SourceResult:
+        return SourceResult(pages=list(self.pages), listed=len(self.pages))
 
 
 async def main(args: argparse.Namespace) -> dict[str, object]:
