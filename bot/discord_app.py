@@ -178,6 +178,14 @@ class DocsBot(commands.Bot):
                 exc,
             )
 
+    async def close(self) -> None:
+        # discord.py's "wait for the guilds, then dispatch ready" task outlives close() when a
+        # client stops within guild_ready_timeout of connecting, and then fails on the closed loop.
+        ready_task = getattr(self._connection, "_ready_task", None)
+        if isinstance(ready_task, asyncio.Task):
+            ready_task.cancel()
+        await super().close()
+
     async def on_message(self, message: discord.Message, /) -> None:
         """No text commands: questions are handled by the questions cog's listener."""
 

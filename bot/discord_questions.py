@@ -178,8 +178,10 @@ class QuestionsCog(commands.Cog):
                 await self._answer_message(message, follow_up)
             except Exception:
                 log.exception("answering message %s failed", message.id)
-                with contextlib.suppress(discord.HTTPException):
+                try:
                     await message.reply(ERROR_SENTENCE, allowed_mentions=NO_PINGS)
+                except Exception as exc:
+                    log.warning("could not tell the user about it either: %s", exc)
 
     async def _answer_message(self, message: discord.Message, follow_up: bool) -> None:
         question = self._clean(message.content)
@@ -324,8 +326,8 @@ async def _typing(channel: discord.abc.Messageable) -> AsyncIterator[None]:
     try:
         await typing.__aenter__()
         entered = True
-    except discord.HTTPException as exc:
-        log.info("typing indicator failed: %s", exc)
+    except Exception as exc:  # cosmetic: answer anyway
+        log.warning("typing indicator failed: %s", exc)
     try:
         yield
     finally:

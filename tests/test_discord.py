@@ -1,0 +1,456 @@
+"""The Discord adapter: the real discord.py client against a fake Discord API and gateway.
+
+Each test starts `DiscordAdapter` (as `docsbot serve` does) pointed at `FakeDiscord` on
+127.0.0.1 through DISCORD_API_BASE_URL / DISCORD_GATEWAY_URL, over the real indexed service and
+a fake OpenAI-compatible LLM server, then plays users: mentions, replies, slash commands, clicks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from bot.common import ChatCore
+from bot.discord_app import ERROR_SENTENCE, DiscordAdapter
+from bot.discord_reindex import REFUSAL
+from bot.discord_render import split_message
+from core.generation import OpenAIChatLLM
+from core.records import Records
+from core.service import USAGE, RagService
+
+from .fakes.discord_api import MANAGE_GUILD, FakeDiscord, snowflake, user
+from .fakes.llm_server import FakeLLM
+
+QUESTION = "what does M control in an HNSW index?"
+
+
+@dataclass
+class Bot:
+    """One running adapter and what it talks to."""
+
+    discord: FakeDiscord
+    llm: FakeLLM
+    core: ChatCore
+    records: Records
+    adapter: DiscordAdapter
+
+    @property
+    def bot_id(self) -> str:
+        return str(self.discord.bot["id"])
+
+
+@pytest.fixture
+async def fake_discord() -> AsyncIterator[FakeDiscord]:
+    server = await FakeDiscord().start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def fake_llm() -> AsyncIterator[FakeLLM]:
+    server = await FakeLLM(answer="HNSW's M sets the maximum number of edges per node [1].").start()
+    yield server
+    await server.stop()
+
+
+@contextlib.asynccontextmanager
+async def running_bot(
+    indexed: RagService, discord: FakeDiscord, llm: FakeLLM, tmp: Path, *, llm_url: str = "", **settings: Any
+) -> AsyncIterator[Bot]:
+    """Start the adapter against the fakes; stop it (as on shutdown) at the end."""
+    values: dict[str, Any] = {
+        "discord_token": SecretStr("fake-token"),
+        "discord_api_base_url": discord.api_base,
+        "discord_gateway_url": discord.gateway_url,
+        "discord_guild_ids": discord.guild_id,
+        "stream_edit_interval": 0.2,
+        "shutdown_grace": 0.0,
+        "user_rate_limit": 5,
+    } | settings
+    config = indexed.settings.model_copy(update=values)
+    chat_llm = OpenAIChatLLM(llm_url or llm.base_url, "fake-model", timeout=10.0, max_retries=0)
+    service = RagService(config, indexed.store, indexed.embedder, chat_llm)
+    records = Records(tmp / "records.sqlite3")
+    core = ChatCore(config, service, records)
+    adapter = DiscordAdapter(core)
+    before = discord.identified
+    task = asyncio.create_task(adapter.run())
+    try:
+        connected = asyncio.create_task(discord.connected(after=before))
+        await asyncio.wait({task, connected}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            connected.cancel()
+            task.result()  # raises what stopped the adapter
+        await connected
+        yield Bot(discord, llm, core, records, adapter)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await chat_llm.close()
+        records.close()
+
+
+@pytest.fixture
+async def bot(
+    indexed_service: RagService, fake_discord: FakeDiscord, fake_llm: FakeLLM, tmp_path: Path
+) -> AsyncIterator[Bot]:
+    async with running_bot(indexed_service, fake_discord, fake_llm, tmp_path) as running:
+        yield running
+
+
+def member(name: str = "alice") -> dict[str, Any]:
+    return user(snowflake(), name)
+
+
+def answered(discord: FakeDiscord, count: int = 1) -> Callable[[], bool]:
+    """True once `count` bot messages carry the feedback buttons (the last step of an answer)."""
+
+    def done() -> bool:
+        bot_id = discord.bot["id"]
+        finals = [m for m in discord.messages.values() if m["author"]["id"] == bot_id and m["components"]]
+        return len(finals) >= count
+
+    return done
+
+
+def buttons(message: dict[str, Any]) -> list[str]:
+    return [c["custom_id"] for row in message["components"] for c in row["components"]]
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def no_pings(body: dict[str, Any]) -> bool:
+    """The payload lets nothing ping: no @everyone/@here, roles, users, or the replied-to author."""
+    allowed = body.get("allowed_mentions")
+    return allowed is not None and allowed.get("parse") == [] and not allowed.get("replied_user", False)
+
+
+async def test_mention_streams_a_reply_then_ends_with_links_and_buttons(bot: Bot) -> None:
+    discord = bot.discord
+    bot.llm.answer = " ".join(["HNSW's M sets the maximum number of edges per node [1]."] * 6)
+    bot.llm.token_delay = 0.03
+    asked = await discord.send_message(QUESTION, author=member())
+    await discord.wait_until(answered(discord))
+
+    assert discord.rest("POST", rf"/channels/{discord.channel_id}/typing")
+    posts = discord.rest("POST", rf"/channels/{discord.channel_id}/messages")
+    assert len(posts) == 1
+    assert str(posts[0].body["message_reference"]["message_id"]) == asked["id"]
+    edits = discord.rest("PATCH", rf"/channels/{discord.channel_id}/messages/\d+")
+    assert len(edits) >= 2  # at least one streaming edit, and the final one
+    final = edits[-1].body
+    assert final["content"].startswith("HNSW's M sets the maximum number of edges per node [1].")
+    assert "milvus.io/docs/hnsw.md" in final["embeds"][0]["description"]
+    (record,) = bot.records.questions()
+    assert buttons(final) == [f"docsbot:vote:up:{record.answer_id}", f"docsbot:vote:down:{record.answer_id}"]
+    assert record.adapter == "discord" and record.outcome == "answered" and record.question == QUESTION
+    # what the client asked for at start-up
+    assert discord.identify is not None
+    intents = discord.identify["intents"]
+    assert intents == (1 << 0) | (1 << 9) | (1 << 12) | (1 << 15)  # guilds, messages, DMs, content
+    assert {"ask", "reindex"} <= set(discord.commands)
+    assert int(discord.commands["reindex"]["default_member_permissions"]) == MANAGE_GUILD
+
+
+async def test_reply_to_an_answer_is_a_follow_up_with_the_conversation_as_history(bot: Bot) -> None:
+    discord, alice = bot.discord, member()
+    await discord.send_message(QUESTION, author=alice)
+    await discord.wait_until(answered(discord))
+    (answer,) = discord.bot_messages()
+    bot.llm.answer = "Its default is 16 [1]."
+    follow_up = await discord.send_message(
+        "and what's its default value?", author=alice, mention=False, reply_to=answer
+    )
+    await discord.wait_until(answered(discord, 2))
+
+    messages = bot.llm.requests[1]["messages"]
+    assert messages[1] == {"role": "user", "content": QUESTION}
+    assert messages[2] == {"role": "assistant", "content": answer["content"]}
+    assert "and what's its default value?" in messages[3]["content"]
+    reply = discord.bot_messages()[-1]
+    assert reply["message_reference"]["message_id"] == follow_up["id"]
+    assert reply["content"].startswith("Its default is 16 [1].")
+    # a reply to someone else's message, without a mention, is not for the bot
+    await discord.send_message("thanks!", author=member("bob"), mention=False, reply_to=follow_up)
+    await asyncio.sleep(0.3)
+    assert len(bot.llm.requests) == 2 and len(discord.bot_messages()) == 2
+
+
+async def test_ask_defers_at_once_then_streams_into_the_response_with_a_slow_llm(bot: Bot) -> None:
+    discord = bot.discord
+    bot.llm.delay = 3.2  # longer than Discord's 3-second window to acknowledge
+    bot.llm.token_delay = 0.02
+    bot.llm.answer = " ".join(["HNSW's M sets the maximum number of edges per node [1]."] * 4)
+    started = asyncio.get_running_loop().time()
+    interaction = await discord.command("ask", {"question": QUESTION}, author=member())
+    token = interaction["token"]
+    await discord.wait_until(lambda: any(buttons(m) for m in discord.bot_messages()), timeout=15)
+
+    (callback,) = discord.rest("POST", rf"/interactions/{interaction['id']}/{token}/callback")
+    assert callback.body["type"] == 5  # deferred: "docsbot is thinking…"
+    assert callback.at - started < 1.0
+    edits = discord.rest("PATCH", rf"/webhooks/{discord.app_id}/{token}/messages/@original")
+    assert len(edits) >= 2 and edits[-1].at - started > 3.0
+    final = edits[-1].body
+    assert final["content"].startswith("HNSW's M sets the maximum")
+    assert "milvus.io/docs/hnsw.md" in final["embeds"][0]["description"]
+    assert buttons(final)[0].startswith("docsbot:vote:up:")
+    assert all(no_pings(edit.body) for edit in edits)
+
+
+async def test_ask_works_in_dms_when_allowed(bot: Bot) -> None:
+    discord = bot.discord
+    interaction = await discord.command("ask", {"question": QUESTION}, author=member(), dm=True)
+    token = interaction["token"]
+    await discord.wait_until(lambda: any(buttons(m) for m in discord.bot_messages()))
+    (callback,) = discord.rest("POST", rf"/interactions/{interaction['id']}/{token}/callback")
+    assert callback.body["type"] == 5
+    final = discord.rest("PATCH", rf"/webhooks/{discord.app_id}/{token}/messages/@original")[-1].body
+    assert final["content"].startswith("HNSW's M sets the maximum number of edges per node [1].")
+    assert discord.commands["ask"]["contexts"] == [0, 1]  # guilds and the bot's DMs
+
+
+async def test_reindex_is_refused_to_members_and_runs_for_admins(
+    indexed_service: RagService, fake_discord: FakeDiscord, fake_llm: FakeLLM, tmp_path: Path
+) -> None:
+    discord = fake_discord
+    async with running_bot(
+        indexed_service, discord, fake_llm, tmp_path, discord_admin_role_ids=discord.admin_role_id
+    ) as bot:
+        # a member without Manage Server or an admin role: ephemeral refusal, nothing starts
+        refused = await discord.command("reindex", author=member("mallory"))
+        await discord.wait_until(lambda: bool(discord.rest("POST", rf"/interactions/{refused['id']}/.+")))
+        (callback,) = discord.rest("POST", rf"/interactions/{refused['id']}/.+")
+        assert callback.body["type"] == 4
+        assert callback.body["data"]["content"] == REFUSAL and callback.body["data"]["flags"] == 64
+        assert bot.core.service.running_reindex is None
+
+        # a member with the admin role: progress in one message, then the run's summary
+        admin = await discord.command("reindex", author=member("carol"), roles=[discord.admin_role_id])
+        token = admin["token"]
+
+        def finished() -> bool:
+            edits = discord.rest("PATCH", rf"/webhooks/{discord.app_id}/{token}/messages/@original")
+            return any(e.body["content"].startswith("Reindex finished.") for e in edits)
+
+        await discord.wait_until(finished, timeout=30)
+        (callback,) = discord.rest("POST", rf"/interactions/{admin['id']}/.+")
+        assert callback.body["type"] == 5
+        edits = discord.rest("PATCH", rf"/webhooks/{discord.app_id}/{token}/messages/@original")
+        assert edits[0].body["content"].startswith("Reindexing the Milvus docs.")
+        assert "unchanged" in edits[-1].body["content"]
+        run = bot.core.service.last_run()
+        assert run is not None and run.trigger == f"discord:{admin['member']['user']['id']}"
+
+        # Manage Server is enough on its own; status is private
+        status = await discord.command(
+            "reindex", {"action": "status"}, author=member(), permissions=MANAGE_GUILD
+        )
+        await discord.wait_until(lambda: bool(discord.rest("POST", rf"/interactions/{status['id']}/.+")))
+        (callback,) = discord.rest("POST", rf"/interactions/{status['id']}/.+")
+        assert callback.body["data"]["flags"] == 64
+        assert callback.body["data"]["content"].startswith("Last reindex (")
+
+
+async def test_everyone_in_model_output_does_not_ping(bot: Bot) -> None:
+    discord = bot.discord
+    bot.llm.answer = "@everyone @here <@&123> listen: M is the maximum number of edges per node [1]."
+    bot.llm.token_delay = 0.02
+    await discord.send_message(QUESTION, author=member())
+    await discord.wait_until(answered(discord))
+    (answer,) = discord.bot_messages()
+    assert answer["content"].startswith("@everyone @here <@&123> listen")
+    sent = discord.rest("POST", r"/channels/\d+/messages") + discord.rest(
+        "PATCH", r"/channels/\d+/messages/\d+"
+    )
+    assert len(sent) >= 2 and all(no_pings(call.body) for call in sent)
+
+
+async def test_long_answers_are_split_without_breaking_code_blocks(bot: Bot) -> None:
+    discord = bot.discord
+    code = "\n".join(
+        f"hits_{i} = client.search(collection_name='docs', data=query, limit={i})" for i in range(60)
+    )
+    bot.llm.answer = f"Search with the client [1].\n\n```python\n{code}\n```\n\nThat is all."
+    await discord.send_message(QUESTION, author=member())
+    await discord.wait_until(answered(discord))
+
+    parts = discord.bot_messages()
+    assert len(parts) >= 3
+    assert all(len(p["content"]) <= 2000 and p["content"].count("```") % 2 == 0 for p in parts)
+    text = "\n".join(p["content"] for p in parts)
+    assert all(text.count(f"hits_{i} = ") == 1 for i in range(60))
+    assert parts[0]["content"].startswith("Search with the client [1].")
+    assert parts[-1]["content"].endswith("That is all.")
+    assert all(p["content"].startswith("```python") for p in parts[1:-1])
+    for previous, part in itertools.pairwise(parts):  # each part replies to the one before
+        assert part["message_reference"]["message_id"] == previous["id"]
+    assert parts[-1]["embeds"] and buttons(parts[-1]) and not any(p["components"] for p in parts[:-1])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\n\n".join(f"Paragraph {i}. " + "word " * 150 for i in range(8)),
+        "Intro.\n\n~~~js\n" + "\n".join(f"const x{i} = {i};" for i in range(400)) + "\n~~~\n\nDone.",
+        "Unclosed:\n\n```\n" + "\n".join("y = 1" for _ in range(600)),
+        "x" * 4500,
+    ],
+    ids=["paragraphs", "tilde-fence", "unclosed-fence", "one-long-word"],
+)
+def test_split_message_keeps_parts_short_and_fences_balanced(text: str) -> None:
+    parts = split_message(text)
+    assert len(parts) >= 2
+    for part in parts:
+        assert 0 < len(part) <= 2000
+        assert sum(1 for line in part.split("\n") if line.lstrip().startswith(("```", "~~~"))) % 2 == 0
+    assert "".join(parts).replace("\n", "").replace(" ", "").count("x") >= text.count("x")
+
+
+async def test_users_asking_too_fast_are_told_to_wait(
+    indexed_service: RagService, fake_discord: FakeDiscord, fake_llm: FakeLLM, tmp_path: Path
+) -> None:
+    discord, alice = fake_discord, member()
+    async with running_bot(indexed_service, discord, fake_llm, tmp_path, user_rate_limit=2):
+        for _ in range(3):
+            await discord.send_message(QUESTION, author=alice)
+        await discord.wait_until(lambda: answered(discord, 2)() and len(discord.bot_messages()) == 3)
+        refusals = [m for m in discord.bot_messages() if m["content"].startswith("You're asking faster")]
+        assert len(refusals) == 1 and "2 questions a minute" in refusals[0]["content"]
+        assert len(fake_llm.requests) == 2
+        # someone else is not limited by alice
+        await discord.send_message(QUESTION, author=member("bob"))
+        await discord.wait_until(answered(discord, 3))
+
+
+async def test_empty_and_oversized_mentions_get_usage_help(bot: Bot) -> None:
+    discord = bot.discord
+    await discord.send_message("", author=member())
+    await discord.send_message("x" * 2500, author=member("bob"))
+    await discord.wait_until(lambda: len(discord.bot_messages()) == 2)
+    contents = sorted(m["content"] for m in discord.bot_messages())
+    assert contents[0] == USAGE
+    assert contents[1].startswith("That message is too long for me (2500 characters")
+    assert bot.llm.requests == []
+
+
+async def test_llm_down_gives_one_honest_sentence_and_links(
+    indexed_service: RagService, fake_discord: FakeDiscord, fake_llm: FakeLLM, tmp_path: Path
+) -> None:
+    discord = fake_discord
+    down = f"http://127.0.0.1:{closed_port()}/v1"
+    async with running_bot(indexed_service, discord, fake_llm, tmp_path, llm_url=down):
+        await discord.send_message(QUESTION, author=member())
+        await discord.wait_until(lambda: any(m["embeds"] for m in discord.bot_messages()))
+    (answer,) = discord.bot_messages()
+    assert answer["content"].startswith("I couldn't reach the language model just now.")
+    assert "Traceback" not in answer["content"] and "Connect" not in answer["content"]
+    assert "milvus.io/docs/hnsw.md" in answer["embeds"][0]["description"]
+
+
+async def test_feedback_click_is_stored_even_after_a_restart(
+    indexed_service: RagService, fake_discord: FakeDiscord, fake_llm: FakeLLM, tmp_path: Path
+) -> None:
+    discord = fake_discord
+    async with running_bot(indexed_service, discord, fake_llm, tmp_path):
+        await discord.send_message(QUESTION, author=member())
+        await discord.wait_until(answered(discord))
+    (answer,) = discord.bot_messages()
+    _up, down = buttons(answer)
+    async with running_bot(indexed_service, discord, fake_llm, tmp_path) as bot:  # a new process, same store
+        click = await discord.click(down, answer, author=member("bob"))
+        await discord.wait_until(lambda: bool(discord.rest("POST", rf"/interactions/{click['id']}/.+")))
+        (callback,) = discord.rest("POST", rf"/interactions/{click['id']}/.+")
+        assert callback.body["type"] == 4 and callback.body["data"]["flags"] == 64
+        assert callback.body["data"]["content"] == "Thanks for the feedback!"
+        (record,) = bot.records.questions()
+        assert record.votes == -1 and record.downvotes == 1
+        stale = json.loads(
+            json.dumps(answer).replace(record.answer_id, "0" * 16)
+        )  # an answer we never stored
+        unknown = await discord.click(buttons(stale)[0], stale, author=member())
+        await discord.wait_until(lambda: bool(discord.rest("POST", rf"/interactions/{unknown['id']}/.+")))
+        (callback,) = discord.rest("POST", rf"/interactions/{unknown['id']}/.+")
+        assert "no longer have a record" in callback.body["data"]["content"]
+
+
+async def test_expired_interaction_is_logged_not_raised(bot: Bot, caplog: pytest.LogCaptureFixture) -> None:
+    discord = bot.discord
+    expired = snowflake()
+    discord.expired.add(expired)
+    with caplog.at_level(logging.WARNING, logger="docsbot.discord"):
+        interaction = await discord.command(
+            "ask", {"question": QUESTION}, author=member(), interaction_id=expired
+        )
+        await discord.wait_until(lambda: bool(discord.rest("POST", rf"/interactions/{expired}/.+")))
+        await asyncio.sleep(0.3)
+    assert any("expired before it was acknowledged" in r.getMessage() for r in caplog.records)
+    assert not discord.rest("POST", rf"/webhooks/\d+/{interaction['token']}")
+    assert bot.llm.requests == []
+    # the bot is fine: the next question is answered
+    await discord.send_message(QUESTION, author=member())
+    await discord.wait_until(answered(discord))
+
+
+async def test_failures_are_answered_with_one_honest_sentence(bot: Bot) -> None:
+    discord = bot.discord
+    discord.fail.append(r"PATCH /webhooks/\d+/[^/]+/messages/@original")
+    interaction = await discord.command("ask", {"question": QUESTION}, author=member())
+    token = interaction["token"]
+    await discord.wait_until(lambda: bool(discord.rest("POST", rf"/webhooks/\d+/{token}")))
+    (followup,) = discord.rest("POST", rf"/webhooks/\d+/{token}")
+    assert followup.body["content"] == ERROR_SENTENCE and followup.body["flags"] == 64
+
+    discord.fail.append(r"PATCH /channels/\d+/messages/\d+")
+    asked = await discord.send_message(QUESTION, author=member("bob"))
+
+    def sorry() -> list[dict[str, Any]]:
+        return [
+            m
+            for m in discord.bot_messages()
+            if m.get("message_reference", {}).get("message_id") == asked["id"]
+            and m["content"] == ERROR_SENTENCE
+        ]
+
+    await discord.wait_until(lambda: bool(sorry()))
+    assert len(sorry()) == 1
+
+
+async def test_reply_in_thread_opens_a_thread_and_follows_up_there(
+    indexed_service: RagService, fake_discord: FakeDiscord, fake_llm: FakeLLM, tmp_path: Path
+) -> None:
+    discord, alice = fake_discord, member()
+    async with running_bot(indexed_service, discord, fake_llm, tmp_path, discord_reply_in_thread=True):
+        asked = await discord.send_message(QUESTION, author=alice)
+        await discord.wait_until(answered(discord))
+        (thread_call,) = discord.rest(
+            "POST", rf"/channels/{discord.channel_id}/messages/{asked['id']}/threads"
+        )
+        assert thread_call.body["name"] == QUESTION
+        thread = asked["id"]
+        (answer,) = discord.bot_messages(thread)
+        assert not discord.bot_messages()  # nothing in the channel itself
+
+        fake_llm.answer = "Its default is 16 [1]."
+        await discord.send_message("and its default?", author=alice, mention=False, channel_id=thread)
+        await discord.wait_until(answered(discord, 2))
+        messages = fake_llm.requests[1]["messages"]
+        assert messages[1] == {"role": "user", "content": QUESTION}
+        assert messages[2] == {"role": "assistant", "content": answer["content"]}
+        assert len(discord.bot_messages(thread)) == 2
