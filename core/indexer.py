@@ -67,7 +67,8 @@ class Indexer:
         started = time.perf_counter()
         run = IndexRun(started_at=_now(), source=source.description, trigger=trigger)
         try:
-            await self._run(source, full, force, run, tracker)
+            with self.runs.exclusive():
+                await self._run(source, full, force, run, tracker)
         except DocsBotError as exc:
             log.error("index run failed: %s", exc)
             log.debug("details", exc_info=exc)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from core.errors import SourceError
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +41,25 @@ class IndexRun:
 class RunLog:
     def __init__(self, data_dir: Path, collection: str) -> None:
         self.path = data_dir / "index-runs" / f"{collection}.jsonl"
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the collection's reindex lock (a file lock next to the records): a second
+        process reindexing the same collection from the same DATA_DIR fails at once."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path.with_suffix(".lock")
+        with lock_path.open("w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise SourceError(
+                    f"another docsbot process is reindexing this collection ({lock_path} is locked); "
+                    "try again when it is done"
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def record(self, run: IndexRun) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -85,3 +85,32 @@ async def test_model_with_another_dimension_asks_for_a_full_reindex(
         service.store.create(8)  # as if built with another model
         run = await service.index()
     assert run.outcome == "failed" and "--full" in run.message
+
+
+_HOLD_LOCK = (
+    "import fcntl, sys, time; h = open(sys.argv[1], 'w'); fcntl.flock(h, fcntl.LOCK_EX); "
+    "print(1, flush=True); time.sleep(60)"
+)
+
+
+async def test_a_second_process_reindexing_the_same_collection_is_refused(
+    tmp_path: Path, counting_embedder: CountingEmbedder
+) -> None:
+    import asyncio
+    import sys
+
+    async with open_service(make_settings(tmp_path), embedder=counting_embedder) as service:
+        lock = service.runs.path.with_suffix(".lock")
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        # another process holding the lock, like a `docsbot index` running beside `docsbot serve`
+        holder = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _HOLD_LOCK, str(lock), stdout=asyncio.subprocess.PIPE
+        )
+        try:
+            assert holder.stdout is not None and (await holder.stdout.readline()).strip() == b"1"
+            run = await service.index()
+        finally:
+            holder.kill()
+            await holder.wait()
+        assert run.outcome == "failed" and "another docsbot process is reindexing" in run.message
+        assert (await service.index()).outcome == "ok"  # released: the next run goes ahead
