@@ -68,7 +68,16 @@ FEEDBACK_THANKS = {
 }
 FEEDBACK_UNKNOWN = "Thanks, but I no longer have that answer on record, so the vote wasn't stored."
 #: Slack errors that mean the token itself is bad (a configuration problem, not an outage).
-_AUTH_ERRORS = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"})
+_AUTH_ERRORS = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "not_allowed_token_type",
+    }
+)
 #: Seconds per Slack Web API call; retries (429 per Retry-After, 5xx, connection) come on top.
 API_TIMEOUT = 15.0
 
@@ -164,6 +173,14 @@ class SlackAdapter:
                 raise ConfigError(f"Slack rejected SLACK_BOT_TOKEN ({error})") from exc
             raise
         log.info("slack: signed in as %s (%s) in %s", auth.get("user"), auth.get("user_id"), auth.get("team"))
+        if self.settings.slack_mode == "socket":  # the Socket Mode client would retry a bad one forever
+            try:
+                await client.apps_connections_open(app_token=self.settings.slack_app_token.get_secret_value())
+            except SlackApiError as exc:
+                error = str(exc.response.get("error", ""))
+                if error in _AUTH_ERRORS:
+                    raise ConfigError(f"Slack rejected SLACK_APP_TOKEN ({error})") from exc
+                raise
 
     async def _serve_socket_mode(self, app: AsyncApp, client: AsyncWebClient) -> None:
         handler = AsyncSocketModeHandler(

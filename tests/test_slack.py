@@ -551,8 +551,7 @@ async def test_feedback_click_is_stored_and_acknowledged(start: Start) -> None:
 async def test_socket_mode_mention_and_command_are_acked_and_answered(start: Start) -> None:
     bot = await start(slack_mode="socket", slack_signing_secret=SecretStr(""))
     await bot.slack.wait_for(lambda: bot.slack.connected)
-    [opened] = bot.slack.calls_to("apps.connections.open")
-    assert opened.token == "xapp-test"
+    assert {call.token for call in bot.slack.calls_to("apps.connections.open")} == {"xapp-test"}
 
     mention = bot.mention(QUESTION)
     await bot.slack.send_envelope(
@@ -613,6 +612,11 @@ async def test_socket_mode_mention_and_command_are_acked_and_answered(start: Sta
 async def test_a_rejected_bot_token_is_a_configuration_error(start: Start) -> None:
     with pytest.raises(ConfigError, match="Slack rejected SLACK_BOT_TOKEN"):
         await start(slack_bot_token=SecretStr("xoxp-user-token"))
+
+
+async def test_a_rejected_app_token_is_a_configuration_error_not_an_endless_retry(start: Start) -> None:
+    with pytest.raises(ConfigError, match=r"Slack rejected SLACK_APP_TOKEN \(not_allowed_token_type\)"):
+        await start(slack_mode="socket", slack_app_token=SecretStr("xoxb-not-an-app-token"))
 
 
 @pytest.mark.parametrize(
