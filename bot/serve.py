@@ -43,6 +43,14 @@ DEPENDENCY_WAIT = 300.0
 MAX_PROBE_DELAY = 15.0
 
 
+class MilvusUnavailableError(StoreError):
+    """Milvus did not come up during start-up (the message names the URI and the wait)."""
+
+    @property
+    def user_message(self) -> str:  # type: ignore[override]
+        return str(self)
+
+
 class Adapter(Protocol):
     """A chat front end. `run` serves until cancelled; an exception means it crashed."""
 
@@ -143,7 +151,9 @@ async def wait_for_dependencies(
     milvus_ok, *rest = await asyncio.gather(*waits)
     llm_ok = rest[0] if rest else milvus_ok
     if "://" in settings.milvus_uri and not milvus_ok:
-        raise StoreError(f"Milvus at {settings.milvus_uri} did not answer within {max_wait:.0f} s")
+        raise MilvusUnavailableError(
+            f"Milvus at {settings.milvus_uri} did not answer within {max_wait:.0f} s"
+        )
     if not llm_ok:
         log.warning(
             "the LLM server at %s did not answer within %.0f s: starting anyway (answers fall back to "
