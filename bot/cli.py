@@ -349,8 +349,9 @@ class _ProgressBar:
 def _setup_logging(level: str, secrets: Sequence[str] = ()) -> None:
     setup_logging(level, secrets)  # JSON lines when stderr is not a terminal; secrets redacted
     floor = max(logging.WARNING, logging.getLevelName(level))
-    for noisy in ("milvus_lite", "faiss", "sentence_transformers", "httpx", "httpx2", "openai", "urllib3"):
-        logging.getLogger(noisy).setLevel(floor)
+    noisy = ("milvus_lite", "faiss", "sentence_transformers", "httpx", "httpx2", "openai", "urllib3")
+    for name in (*noisy, "apscheduler", "aiohttp.access"):
+        logging.getLogger(name).setLevel(floor)
     logging.getLogger("pymilvus").setLevel(max(logging.ERROR, floor))  # its warnings are Lite noise
 
 
