@@ -320,19 +320,23 @@ async def _starter(thread: discord.Thread) -> discord.Message | None:
 
 @contextlib.asynccontextmanager
 async def _typing(channel: discord.abc.Messageable) -> AsyncIterator[None]:
-    """Show "typing…" while the answer is made; a channel that refuses it is no reason to fail."""
-    typing = channel.typing()
-    entered = False
-    try:
-        await typing.__aenter__()
-        entered = True
-    except Exception as exc:  # cosmetic: answer anyway
-        log.warning("typing indicator failed: %s", exc)
+    """Show "typing…" while the answer is made, from a background task so the indicator never
+    delays the answer; a channel that refuses it is no reason to fail."""
+
+    async def keep_typing() -> None:
+        try:
+            async with channel.typing():  # re-sent every 5 seconds until cancelled
+                await asyncio.get_running_loop().create_future()
+        except discord.HTTPException as exc:
+            log.warning("typing indicator failed: %s", exc)
+
+    task = asyncio.create_task(keep_typing(), name="discord-typing")
     try:
         yield
     finally:
-        if entered:
-            await typing.__aexit__(None, None, None)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _extras(embed: discord.Embed | None, view: discord.ui.View | None) -> dict[str, Any]:

@@ -91,16 +91,7 @@ class FakeDiscord:
     # --- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> FakeDiscord:
-        self.channels[self.channel_id] = {
-            "id": self.channel_id,
-            "type": 0,
-            "guild_id": self.guild_id,
-            "name": "general",
-            "position": 0,
-            "permission_overwrites": [],
-            "nsfw": False,
-            "parent_id": None,
-        }
+        self.add_channel("general", self.channel_id)
         app = web.Application()
         app.router.add_get("/gateway", self._gateway)
         app.router.add_route("*", "/api/v10/{path:.*}", self._rest)
@@ -129,6 +120,21 @@ class FakeDiscord:
         """Wait until a client has identified (more than `after` times in all) and been sent
         READY and GUILD_CREATE."""
         await self.wait_until(lambda: self.identified > after, timeout)
+
+    def add_channel(self, name: str, channel_id: str = "") -> str:
+        """A text channel in the server (add them before the client connects). Returns its id."""
+        channel_id = channel_id or snowflake()
+        self.channels[channel_id] = {
+            "id": channel_id,
+            "type": 0,
+            "guild_id": self.guild_id,
+            "name": name,
+            "position": len(self.channels),
+            "permission_overwrites": [],
+            "nsfw": False,
+            "parent_id": None,
+        }
+        return channel_id
 
     # --- what the tests send ---------------------------------------------------------------
 
