@@ -10,7 +10,8 @@ a temporary Milvus Lite with the default embedding model first.
 
 Measures the same burst straight through `RagService.stream` first (time to first token and
 loop lag without Discord: the baseline the adapter adds to). Then, after one warm-up question:
-whether every mention got a final answer, the time from MESSAGE_CREATE to the bot's first reply
+whether every mention got a final answer, the time from MESSAGE_CREATE to the typing indicator
+(the first thing users see) and to the bot's first reply
 (p50/p95: retrieval, the LLM's first token, one REST call) and to the final edit, edits per
 answer (streaming edits plus the final one, throttled by STREAM_EDIT_INTERVAL), and the event
 loop's worst lag (the largest overshoot of a 10 ms ticker).
@@ -179,6 +180,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         fakes.close()
 
     calls = discord.calls[first_call:]
+    # typing: the k-th indicator in a channel is the k-th question's (one request at a time per channel)
+    asked_in: dict[str, list[str]] = {}
+    for question_id in sent:
+        asked_in.setdefault(discord.messages[question_id]["channel_id"], []).append(question_id)
+    typing: list[float] = []
+    for channel_id, asked in asked_in.items():
+        shown = [c.at for c in calls if c.method == "POST" and c.path == f"/channels/{channel_id}/typing"]
+        typing.extend(at - sent[question_id] for question_id, at in zip(asked, shown, strict=False))
     first_reply: dict[str, float] = {}
     final_at: dict[str, float] = {}
     reply_of: dict[str, str] = {}
@@ -215,6 +224,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "service_only_first_token_p50_ms": percentile_ms(baseline, 0.5),
         "service_only_first_token_p95_ms": percentile_ms(baseline, 0.95),
         "service_only_loop_lag_max_ms": round(max(baseline_lag, default=0.0) * 1000, 1),
+        "typing_p50_ms": percentile_ms(typing, 0.5),
+        "typing_p95_ms": percentile_ms(typing, 0.95),
         "first_reply_p50_ms": percentile_ms(list(first_reply.values()), 0.5),
         "first_reply_p95_ms": percentile_ms(list(first_reply.values()), 0.95),
         "final_p50_ms": percentile_ms(list(final_at.values()), 0.5),
