@@ -16,6 +16,11 @@ whether every mention got a final answer, the time from MESSAGE_CREATE to the ty
 answer (streaming edits plus the final one, throttled by STREAM_EDIT_INTERVAL), and the event
 loop's worst lag (the largest overshoot of a 10 ms ticker).
 Prints one JSON object.
+
+The fake sends no rate-limit headers, so discord.py keeps one request in flight per channel and
+route, as it does before Discord's first headers arrive. Real Discord also allows only about 5
+messages per 5 s in a channel; with many answers streaming in one channel discord.py then waits,
+and `ChatCore.relay` skips the intermediate edits that would queue up.
 """
 
 from __future__ import annotations
