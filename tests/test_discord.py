@@ -454,3 +454,34 @@ async def test_reply_in_thread_opens_a_thread_and_follows_up_there(
         assert messages[1] == {"role": "user", "content": QUESTION}
         assert messages[2] == {"role": "assistant", "content": answer["content"]}
         assert len(discord.bot_messages(thread)) == 2
+
+
+async def test_a_dm_needs_no_mention(bot: Bot) -> None:
+    discord = bot.discord
+    dm_channel = snowflake()
+    asked = await discord.send_message(
+        QUESTION, author=member(), mention=False, dm=True, channel_id=dm_channel
+    )
+    await discord.wait_until(answered(discord))
+    (answer,) = discord.bot_messages(dm_channel)
+    assert answer["message_reference"]["message_id"] == asked["id"]
+    assert answer["content"].startswith("HNSW's M sets the maximum number of edges per node [1].")
+
+
+async def test_endpoints_follow_the_context_of_the_client_that_uses_them() -> None:
+    from discord.gateway import DiscordWebSocket
+    from discord.http import Route
+
+    from bot.discord_app import DISCORD_API, discord_endpoints
+
+    async def base_seen_by_a_task() -> str:
+        return Route("GET", "/users/@me").url
+
+    with discord_endpoints("http://127.0.0.1:1/api/v10/", "ws://127.0.0.1:1/gateway"):
+        assert Route("GET", "/gateway").url == "http://127.0.0.1:1/api/v10/gateway"
+        assert str(DiscordWebSocket.DEFAULT_GATEWAY) == "ws://127.0.0.1:1/gateway"
+        inside = asyncio.create_task(base_seen_by_a_task())  # tasks inherit the context
+    outside = asyncio.create_task(base_seen_by_a_task())
+    assert await inside == "http://127.0.0.1:1/api/v10/users/@me"
+    assert await outside == f"{DISCORD_API}/users/@me"
+    assert str(DiscordWebSocket.DEFAULT_GATEWAY) == "wss://gateway.discord.gg/"
