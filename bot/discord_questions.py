@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Protocol
 
 import discord
@@ -293,7 +293,7 @@ class QuestionsCog(commands.Cog):
         await sink.finish(answer_parts(answer), sources_embed(answer.sources), view)
 
     @contextlib.contextmanager
-    def _tracked(self) -> Any:
+    def _tracked(self) -> Iterator[None]:
         """Count the current task as an answer in flight (waited for at shutdown)."""
         task = asyncio.current_task()
         if task is not None:
