@@ -71,11 +71,13 @@ class Retriever:
         hits = fuse(dense, sparse, cfg)
         top = tuple(dedupe(hits)[: k or cfg.top_k])
         vocabulary = await self.vocabulary()
+        # fuzzy matching against thousands of words: off the event loop, like the searches
+        unknown = await asyncio.to_thread(vocabulary.unknown_terms, query)
         return Retrieval(
             query=query,
             hits=top,
             confidence=max(0.0, min(1.0, dense[0][1])) if dense else 0.0,
-            unknown_terms=tuple(vocabulary.unknown_terms(query)),
+            unknown_terms=tuple(unknown),
             seconds=time.perf_counter() - started,
             dense_only=not self.store.has_sparse,
         )
