@@ -33,7 +33,7 @@ from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
 from bot.common import ChatCore
-from bot.discord_render import NO_PINGS
+from bot.discord_render import NO_PINGS, split_message
 from core.config import Settings
 from core.errors import ConfigError
 
@@ -214,6 +214,19 @@ class DiscordAdapter:
         self.core = core
         self.ready = asyncio.Event()  # set while connected (on_ready)
         self.bot: DocsBot | None = None
+
+    async def post(self, channel: str, text: str) -> None:
+        """Post an operator message (the weekly report) to a channel, as a code block."""
+        if self.bot is None or self.bot.is_closed():
+            raise RuntimeError("Discord is not connected")
+        settings = self.core.settings
+        # called from outside `run` (the scheduler): use this adapter's endpoints explicitly
+        with discord_endpoints(settings.discord_api_base_url, settings.discord_gateway_url):
+            target = self.bot.get_channel(int(channel)) or await self.bot.fetch_channel(int(channel))
+            if not isinstance(target, discord.abc.Messageable):
+                raise RuntimeError(f"Discord channel {channel} does not take messages")
+            for part in split_message(f"```\n{text}\n```"):
+                await target.send(part, allowed_mentions=NO_PINGS)
 
     async def run(self) -> None:
         settings = self.core.settings

@@ -2,15 +2,19 @@
 
 docsbot report                 # the last 7 days
 docsbot report --since 30d --json
+
+`docsbot serve` posts the weekly one to REPORT_CHANNEL (`weekly_report_text`).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
+from bot.common import ChatCore
 from core.config import Settings
 from core.embedding import SentenceTransformerEmbedder
 from core.records import Records
@@ -29,6 +33,14 @@ def make_report(settings: Settings, since: datetime, similarity: float = DEFAULT
         settings.embedding_model, device=settings.embedding_device, batch_size=settings.embedding_batch_size
     )
     return build_report(rows, embedder, since=since, similarity=similarity)
+
+
+async def weekly_report_text(core: ChatCore, days: int = 7) -> str:
+    """The report of the last `days` days, from the open records store and loaded model."""
+    since = datetime.now(UTC) - timedelta(days=days)
+    rows = await asyncio.to_thread(core.records.questions, since)
+    report = await asyncio.to_thread(build_report, rows, core.service.embedder, since=since)
+    return f"docsbot: the last {days} days\n\n{format_text(report)}"
 
 
 def report_command(settings: Settings, args: argparse.Namespace) -> int:

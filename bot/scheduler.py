@@ -1,14 +1,16 @@
-"""The scheduled reindex: an APScheduler job inside `docsbot serve`.
+"""The scheduled jobs inside `docsbot serve`: the reindex, and the weekly report post.
 
 REINDEX_CRON (crontab, default daily at 04:00 with up to REINDEX_JITTER seconds of jitter) or
 REINDEX_INTERVAL (hours) picks the schedule; both empty/zero disables it. The job only starts
 the service's single-flight reindex, so a scheduled run and an admin's `/reindex` never crawl
-twice at once: whichever comes second joins the first.
+twice at once: whichever comes second joins the first. With REPORT_CHANNEL set, `docsbot
+serve` also adds the weekly report (Mondays 09:00 UTC) to the same scheduler.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -24,6 +26,8 @@ log = logging.getLogger("docsbot.scheduler")
 
 #: A run missed by less than this (process busy or asleep) still happens, once (coalesced).
 MISFIRE_GRACE = 3600
+#: When the weekly report is posted (REPORT_CHANNEL).
+WEEKLY_REPORT = CronTrigger(day_of_week="mon", hour=9, minute=0, timezone="UTC")
 
 
 def reindex_trigger(settings: Settings) -> BaseTrigger | None:
@@ -49,20 +53,34 @@ class ReindexScheduler:
         self.trigger = reindex_trigger(settings)
         self._scheduler = AsyncIOScheduler(timezone="UTC")
 
-    def start(self) -> None:
-        if self.trigger is None:
-            log.info("scheduled reindex is off (REINDEX_CRON and REINDEX_INTERVAL are empty)")
-            return
+    def add_weekly_report(self, post: Callable[[], Awaitable[None]]) -> None:
+        """Also run `post` every Monday at 09:00 UTC (call before `start`)."""
         self._scheduler.add_job(
-            self.run_now,
-            self.trigger,
-            id="reindex",
+            post,
+            WEEKLY_REPORT,
+            id="weekly-report",
             max_instances=1,
             coalesce=True,
             misfire_grace_time=MISFIRE_GRACE,
         )
+
+    def start(self) -> None:
+        if self.trigger is None:
+            log.info("scheduled reindex is off (REINDEX_CRON and REINDEX_INTERVAL are empty)")
+        else:
+            self._scheduler.add_job(
+                self.run_now,
+                self.trigger,
+                id="reindex",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=MISFIRE_GRACE,
+            )
+        if not self._scheduler.get_jobs():
+            return
         self._scheduler.start()
-        log.info("scheduled reindex: %s; next run at %s", self.trigger, self.next_run_time)
+        if self.trigger is not None:
+            log.info("scheduled reindex: %s; next run at %s", self.trigger, self.next_run_time)
 
     def shutdown(self) -> None:
         if self._scheduler.running:

@@ -18,7 +18,8 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from functools import partial
 from typing import Protocol
 
 import aiohttp
@@ -26,6 +27,8 @@ import aiohttp
 from bot.common import ChatCore
 from bot.metrics import Metrics
 from bot.ops import OpsServer
+from bot.report import weekly_report_text
+from bot.scheduler import ReindexScheduler
 from core.config import Settings
 from core.errors import ConfigError, StoreError, StoreLockedError
 from core.records import Records
@@ -57,6 +60,10 @@ class Adapter(Protocol):
     name: str
 
     async def run(self) -> None: ...
+
+    async def post(self, channel: str, text: str) -> None:
+        """Post an operator message (the weekly report) to a channel."""
+        ...
 
 
 AdapterFactory = Callable[[ChatCore], list[Adapter]]
@@ -261,9 +268,11 @@ async def _serve(settings: Settings, make_adapters: AdapterFactory, stopping: _S
         stack.push_async_callback(_stop_reindex, service)
         if not await stopping.unless_stopped(_prepare_index(service)):
             return 0
-        scheduler = _start_scheduler(settings, service)
-        if scheduler is not None:
-            stack.callback(scheduler.shutdown)
+        scheduler = ReindexScheduler(settings, service)
+        if settings.report_channel:
+            scheduler.add_weekly_report(partial(post_weekly_report, core, adapters))
+        scheduler.start()
+        stack.callback(scheduler.shutdown)
         tasks = [
             asyncio.create_task(
                 supervise(adapter, on_restart=metrics.on_restart), name=f"adapter-{adapter.name}"
@@ -293,19 +302,17 @@ async def _prepare_index(service: RagService) -> None:
         await service.warm_up()
 
 
-def _start_scheduler(settings: Settings, service: RagService) -> _Scheduler | None:
+async def post_weekly_report(core: ChatCore, adapters: Sequence[Adapter]) -> None:
+    """Post the weekly report to REPORT_CHANNEL (`slack:C123` or `discord:123`); never raises."""
+    platform, _, channel = core.settings.report_channel.partition(":")
+    adapter = next((a for a in adapters if a.name == platform), None)
     try:
-        from bot.scheduler import ReindexScheduler
-    except ImportError:  # pragma: no cover - the schedule ships with the reindex issue
-        log.warning("no reindex schedule (bot.scheduler is missing)")
-        return None
-    scheduler = ReindexScheduler(settings, service)
-    scheduler.start()
-    return scheduler
-
-
-class _Scheduler(Protocol):
-    def shutdown(self) -> None: ...
+        if adapter is None:
+            raise RuntimeError(f"REPORT_CHANNEL names {platform}, which is not configured")
+        await adapter.post(channel, await weekly_report_text(core))
+        log.info("weekly report posted to %s", core.settings.report_channel)
+    except Exception:
+        log.exception("the weekly report could not be posted to %s", core.settings.report_channel)
 
 
 async def _stop_reindex(service: RagService) -> None:

@@ -46,6 +46,7 @@ from bot.slack_render import (
     escape,
     fallback_text,
     slack_to_plain,
+    split_mrkdwn,
     streaming_text,
 )
 from core.config import Settings
@@ -526,6 +527,13 @@ class SlackAdapter:
         known = await self.core.feedback(str(action.get("value", "")), user, vote)
         text = FEEDBACK_THANKS[vote] if known else FEEDBACK_UNKNOWN
         await _safe_respond(respond, text=text, response_type="ephemeral", replace_original=False)
+
+    async def post(self, channel: str, text: str) -> None:
+        """Post an operator message (the weekly report) to a channel, as fixed-width text."""
+        for part in split_mrkdwn(escape(text)):
+            await self._client.chat_postMessage(
+                channel=channel, text=f"```{part}```", unfurl_links=False, unfurl_media=False
+            )
 
     @property
     def _client(self) -> AsyncWebClient:

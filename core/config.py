@@ -188,6 +188,13 @@ class Settings(BaseSettings):
             raise ValueError(f"not a valid regular expression ({exc})") from exc
         return value
 
+    @field_validator("report_channel")
+    @classmethod
+    def _report_channel(cls, value: str) -> str:
+        if value and not re.fullmatch(r"slack:[A-Z0-9]+|discord:\d+", value):
+            raise ValueError("must be slack:CHANNEL_ID (e.g. slack:C0123ABC) or discord:CHANNEL_ID (digits)")
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, value: str) -> str:

@@ -69,6 +69,9 @@ class Indexer:
         try:
             with self.runs.exclusive():
                 await self._run(source, full, force, run, tracker)
+        except asyncio.CancelledError:
+            run.outcome, run.message = "failed", "interrupted (shutdown); the next run resumes it"
+            raise
         except DocsBotError as exc:
             log.error("index run failed: %s", exc)
             log.debug("details", exc_info=exc)

@@ -45,6 +45,9 @@ def test_environment_overrides_settings(monkeypatch: pytest.MonkeyPatch) -> None
         ({"CHUNK_SIZE": "100", "CHUNK_OVERLAP": "100"}, "CHUNK_OVERLAP (100) must be smaller"),
         ({"COLLECTION": "bad-name"}, "COLLECTION"),
         ({"DOCS_PUBLIC_BASE_URL": "milvus.io/docs"}, "DOCS_PUBLIC_BASE_URL"),
+        ({"REPORT_CHANNEL": "#general"}, "REPORT_CHANNEL: must be slack:CHANNEL_ID"),
+        ({"CRAWL_INCLUDE": "^/docs/(["}, "CRAWL_INCLUDE: not a valid regular expression"),
+        ({"SLACK_MODE": "webhook"}, "SLACK_MODE"),
     ],
 )
 def test_invalid_values_fail_with_one_line_naming_the_setting(

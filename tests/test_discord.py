@@ -485,3 +485,19 @@ async def test_endpoints_follow_the_context_of_the_client_that_uses_them() -> No
     assert await inside == "http://127.0.0.1:1/api/v10/users/@me"
     assert await outside == f"{DISCORD_API}/users/@me"
     assert str(DiscordWebSocket.DEFAULT_GATEWAY) == "wss://gateway.discord.gg/"
+
+
+async def test_weekly_report_is_posted_to_the_report_channel_without_pings(bot: Bot) -> None:
+    from bot.serve import post_weekly_report
+    from core.models import Answer
+
+    bot.core.settings = bot.core.settings.model_copy(
+        update={"report_channel": f"discord:{bot.discord.channel_id}"}
+    )
+    await bot.core.record(
+        "discord", "1", "2", "can I run it on podman @everyone?", Answer("no", "not_covered")
+    )
+    await post_weekly_report(bot.core, [bot.adapter])
+    [call] = bot.discord.rest("POST", rf"/channels/{bot.discord.channel_id}/messages")
+    assert call.body["content"].startswith("```\ndocsbot: the last 7 days")
+    assert "podman" in call.body["content"] and no_pings(call.body)

@@ -64,3 +64,20 @@ def _all_runs(root: Path) -> list[str]:
 
     path = root / "data" / "index-runs" / "test_docs.jsonl"
     return [json.loads(line)["trigger"] for line in path.read_text().splitlines()]
+
+
+async def test_weekly_report_job_runs_on_mondays_at_nine_utc(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, reindex_cron="")
+
+    async def post() -> None: ...
+
+    scheduler = ReindexScheduler(settings, service=None)  # type: ignore[arg-type]
+    scheduler.add_weekly_report(post)
+    scheduler.start()
+    try:
+        job = scheduler._scheduler.get_job("weekly-report")
+        assert job is not None and scheduler.next_run_time is None  # no reindex job
+        when = job.next_run_time
+        assert (when.weekday(), when.hour, when.minute) == (0, 9, 0) and when.utcoffset().total_seconds() == 0
+    finally:
+        scheduler.shutdown()

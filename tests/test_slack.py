@@ -710,3 +710,15 @@ def test_manifest_declares_exactly_what_the_app_uses() -> None:
     assert settings["interactivity"]["is_enabled"] is True
     assert settings["socket_mode_enabled"] is True
     assert features["bot_user"]["always_online"] is True
+
+
+async def test_weekly_report_is_posted_to_the_report_channel(start: Start) -> None:
+    from bot.serve import post_weekly_report
+
+    bot = await start(report_channel="slack:CREPORTS")
+    for question in ("does milvus run on podman?", "how do I use milvus with podman"):
+        await bot.core.record("slack", "C1", "U1", question, Answer("not covered", "not_covered"))
+    await post_weekly_report(bot.core, [bot.adapter])
+    [call] = bot.slack.calls_to("chat.postMessage")
+    assert call.args["channel"] == "CREPORTS" and call.args["text"].startswith("```docsbot: the last 7 days")
+    assert "questions: 2" in call.args["text"] and "2 x does milvus run on podman?" in call.args["text"]
