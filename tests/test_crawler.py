@@ -152,6 +152,19 @@ async def test_removed_page_is_gone_not_an_error(site: FakeDocsSite) -> None:
     assert "scann.md" not in {p.id for p in result.pages} and not result.errors
 
 
+async def test_large_pages_and_sitemaps_are_read_whole(site: FakeDocsSite) -> None:
+    # a sitemap and a page well past one network read (64 KiB)
+    for n in range(300):
+        site.pages[f"page-{n:03d}.md"] = (
+            f"---\nid: page-{n:03d}.md\ntitle: Page {n}\n---\n\n# Page {n}\n\nText.\n"
+        )
+    site.pages["hnsw.md"] += "\n## Appendix\n\n" + "padding words " * 20_000 + "\n\nTHE END OF HNSW\n"
+    result = await crawler(site, concurrency=8).load()
+    assert not result.errors and len(result.pages) == len(PUBLISHED) + 300
+    hnsw = next(p for p in result.pages if p.id == "hnsw.md")
+    assert hnsw.sections[-1].text.endswith("THE END OF HNSW")
+
+
 async def test_oversized_pages_and_pages_without_an_article_are_reported(site: FakeDocsSite) -> None:
     result = await crawler(site, max_page_bytes=11_000).load()
     assert any("CRAWL_MAX_PAGE_BYTES" in reason for reason in result.errors.values())

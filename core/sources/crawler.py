@@ -367,9 +367,7 @@ class SiteCrawler:
                         log.info("%s: HTTP %d, retrying in %.1f s", url, resp.status, wait)
                         await asyncio.sleep(wait)
                         continue
-                    body = await resp.content.read(self.options.max_page_bytes + 1)
-                    if len(body) > self.options.max_page_bytes:
-                        raise FetchError(f"larger than CRAWL_MAX_PAGE_BYTES={self.options.max_page_bytes}")
+                    body = await self._read_body(resp)
                     charset = resp.charset or "utf-8"
                     return _Fetched(resp.status, resp.headers.copy(), body.decode(charset, "replace"))
             except (TimeoutError, aiohttp.ClientError) as exc:
@@ -385,6 +383,18 @@ class SiteCrawler:
                 log.info("%s: %s, retrying in %.1f s", url, reason, wait)
                 await asyncio.sleep(wait)
         raise AssertionError("unreachable")
+
+    async def _read_body(self, resp: aiohttp.ClientResponse) -> bytes:
+        """The whole body, or FetchError past CRAWL_MAX_PAGE_BYTES (read in chunks, not trusting
+        Content-Length)."""
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > self.options.max_page_bytes:
+                raise FetchError(f"larger than CRAWL_MAX_PAGE_BYTES={self.options.max_page_bytes}")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _backoff(self, attempt: int) -> float:
         return float(self.options.backoff * (2**attempt) * random.uniform(0.75, 1.25))
