@@ -14,6 +14,7 @@ from core.config import load_settings
 from core.sources import SnapshotSource
 from core.sources.crawler import CrawlOptions, SiteCrawler
 from core.sources.html import NoArticleError, html_to_markdown
+from core.sources.markdown import parse_page
 
 from .conftest import FIXTURE_DOCS
 from .fakes.docs_site import FakeDocsSite, render_page
@@ -216,3 +217,36 @@ def test_settings_build_a_crawler_rooted_at_the_source_url(tmp_path: Path) -> No
     built = SiteCrawler.from_settings("http://127.0.0.1:9/docs/", settings)
     assert built.root == "http://127.0.0.1:9" and built.public_base_url == BASE
     assert built.cache_path == tmp_path / "crawl-cache" / "127.0.0.1_9.json"
+
+
+def test_code_tab_groups_keep_the_first_language_like_the_snapshot() -> None:
+    source = """---
+id: tabs.md
+title: Tabs
+---
+
+# Tabs
+
+## Connect
+
+<div class="multipleCode">
+    <a href="#python">Python</a>
+    <a href="#java">Java</a>
+</div>
+
+```python
+client = MilvusClient("milvus.db")
+```
+
+```java
+MilvusClientV2 client = new MilvusClientV2(config);
+```
+
+Then insert data.
+"""
+    snapshot = parse_page(source, BASE)
+    crawled = parse_page(html_to_markdown(render_page(source, ["tabs.md"]), "tabs.md"), BASE)
+    assert snapshot is not None and crawled is not None
+    text = crawled.sections[-1].text
+    assert "MilvusClient(" in text and "MilvusClientV2" not in text and "Java" not in text
+    assert [s.text for s in crawled.sections] == [s.text for s in snapshot.sections]

@@ -79,6 +79,12 @@ class _ArticleParser(HTMLParser):
             if tag not in _VOID_TAGS:
                 self._skip_depth += 1
             return
+        if tag == "div" and "multipleCode" in classes:
+            # a language-tab bar: the marker the Markdown parser knows (it keeps the first tab's
+            # code block of those that follow); the tab links themselves are not content
+            self.out.append('\n\n<div class="multipleCode"></div>\n')
+            self._skip_depth = 1
+            return
         if tag in _SKIP_TAGS or classes & _SKIP_CLASSES:
             if tag not in _VOID_TAGS:
                 self._skip_depth = 1
@@ -119,9 +125,7 @@ class _ArticleParser(HTMLParser):
     # --- Markdown for each element ------------------------------------------------------------
 
     def _open(self, tag: str, attributes: dict[str, str | None], classes: set[str]) -> None:
-        if tag == "div" and "multipleCode" in classes:
-            self.out.append('\n\n<div class="multipleCode"></div>\n')  # code tabs: see markdown.py
-        elif re.fullmatch(r"h[1-6]", tag):
+        if re.fullmatch(r"h[1-6]", tag):
             self._heading, self._heading_level = [], int(tag[1])
         elif tag == "pre":
             self._pre, self._pre_lang = [], ""
