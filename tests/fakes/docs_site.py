@@ -27,6 +27,8 @@ from aiohttp import web
 from core.sources import pages_from_files
 from core.sources.markdown import heading_anchor, split_front_matter
 
+from .loopback import serve_on_loopback
+
 SCRIPT_AGENTS = re.compile(r"python|curl|wget|go-http|java/", re.I)
 CHALLENGE_COOKIE = "cf_challenge"
 
@@ -85,11 +87,7 @@ class FakeDocsSite:
         app.router.add_get("/sitemaps/{name}", self._child_sitemap)
         app.router.add_get("/docs/", self._docs_home)
         app.router.add_get("/docs/{page}", self._page)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, port = await serve_on_loopback(app)
         self.base_url = f"http://127.0.0.1:{port}"
         return self
 
