@@ -26,7 +26,7 @@ from typing import Any
 from core.config import Settings
 from core.models import Answer
 from core.records import Records
-from core.service import USAGE, RagService
+from core.service import RagService
 
 log = logging.getLogger("docsbot.chat")
 
@@ -90,14 +90,8 @@ class ChatCore:
         """A message to send instead of answering (usage help, too long, rate limited), or None."""
         if self.draining:
             return SHUTTING_DOWN
-        question = question.strip()
-        if not question:
-            return USAGE
-        if len(question) > self.settings.max_question_chars:
-            return (
-                f"That message is too long for me ({len(question)} characters; the limit is "
-                f"{self.settings.max_question_chars}). Please ask a shorter question."
-            )
+        if (refused := self.service.check_input(question)) is not None:
+            return refused.text
         wait = self.limiter.retry_after(user_id)
         if wait:
             log.info("rate limited user=%s retry_after=%.0fs", user_id, wait)

@@ -49,7 +49,6 @@ class ReindexJob:
     def __init__(self, trigger: str, source: str) -> None:
         self.trigger = trigger
         self.source = source
-        self.started_at = time.time()
         self.tracker = ProgressTracker()
         self.task: asyncio.Task[IndexRun] | None = None
 
@@ -163,16 +162,23 @@ class RagService:
         )
         yield answer
 
-    async def _stream(self, question: str, history: Sequence[Turn]) -> AsyncIterator[str | Answer]:
+    def check_input(self, question: str) -> Answer | None:
+        """The answer to an empty or oversized question (usage help, "too long"), else None.
+        Adapters call it before posting anything; `stream` applies it too."""
+        question = question.strip()
         if not question:
-            yield Answer(text=USAGE, outcome="empty")
-            return
+            return Answer(text=USAGE, outcome="empty")
         if len(question) > self.settings.max_question_chars:
-            yield Answer(
+            return Answer(
                 text=f"That message is too long for me ({len(question)} characters; the limit is "
                 f"{self.settings.max_question_chars}). Please ask a shorter question.",
                 outcome="too_long",
             )
+        return None
+
+    async def _stream(self, question: str, history: Sequence[Turn]) -> AsyncIterator[str | Answer]:
+        if (refused := self.check_input(question)) is not None:
+            yield refused
             return
         if is_small_talk(question):
             yield Answer(text=SMALL_TALK, outcome="small_talk")
