@@ -9,7 +9,7 @@ Everything the model writes goes out with `NO_PINGS`, so "@everyone" in an answe
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import discord
 
@@ -47,10 +47,16 @@ def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
             pieces.extend(_split_code(block, fence, limit))
         else:
             pieces.extend(_split_prose(block, limit))
+    return _pack(pieces, "\n\n", limit)
+
+
+def _pack(pieces: Iterable[str], separator: str, limit: int) -> list[str]:
+    """Join consecutive pieces (each at most `limit` long) with `separator` into parts of at
+    most `limit` characters, starting a new part whenever the next piece would not fit."""
     parts: list[str] = []
     current = ""
     for piece in pieces:
-        joined = f"{current}\n\n{piece}" if current else piece
+        joined = f"{current}{separator}{piece}" if current else piece
         if len(joined) <= limit:
             current = joined
         else:
@@ -129,19 +135,7 @@ def _split_code(block: str, fence: str, limit: int) -> list[str]:
 
 def _split_prose(block: str, limit: int) -> list[str]:
     """A paragraph too long for one message: cut at line ends, then spaces, then anywhere."""
-    pieces: list[str] = []
-    current = ""
-    for line in block.split("\n"):
-        for chunk in _hard_wrap(line, limit):
-            joined = f"{current}\n{chunk}" if current else chunk
-            if len(joined) <= limit:
-                current = joined
-            else:
-                pieces.append(current)
-                current = chunk
-    if current:
-        pieces.append(current)
-    return pieces
+    return _pack((chunk for line in block.split("\n") for chunk in _hard_wrap(line, limit)), "\n", limit)
 
 
 def _hard_wrap(line: str, limit: int) -> list[str]:
@@ -210,10 +204,7 @@ def progress_text(progress: ReindexProgress, *, joined: bool = False) -> str:
 
 def run_text(run: IndexRun) -> str:
     """One short summary of a finished reindex."""
-    counts = (
-        f"{run.added} added, {run.changed} changed, {run.removed} removed, {run.unchanged} unchanged, "
-        f"{run.chunks_embedded} chunks embedded, {run.errors} errors, {run.seconds:.0f} s"
-    )
+    counts = f"{run.counts()}, {run.seconds:.0f} s"
     if run.outcome == "ok":
         head = "Reindex finished."
     elif run.outcome == "needs_review":

@@ -543,10 +543,7 @@ class SlackAdapter:
 
 def describe_run(run: IndexRun, *, last_run: bool = False) -> str:
     """A finished reindex in one or two lines of mrkdwn."""
-    counts = (
-        f"{run.added} added, {run.changed} changed, {run.removed} removed, {run.unchanged} unchanged, "
-        f"{run.chunks_embedded} chunks embedded, {run.errors} errors"
-    )
+    counts = run.counts()
     when = f" ({run.trigger}, finished {run.finished_at or run.started_at})" if last_run else ""
     name = "Last reindex" if last_run else "Reindex"
     message = f"\n{escape(run.message)}" if run.message else ""

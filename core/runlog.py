@@ -37,6 +37,13 @@ class IndexRun:
     refused_deletions: list[str] = field(default_factory=list)  # when needs_review
     requests: int = 0  # HTTP requests a crawl made (0 for snapshots)
 
+    def counts(self) -> str:
+        """`3 added, 1 changed, 0 removed, 472 unchanged, 120 chunks embedded, 0 errors`."""
+        return (
+            f"{self.added} added, {self.changed} changed, {self.removed} removed, "
+            f"{self.unchanged} unchanged, {self.chunks_embedded} chunks embedded, {self.errors} errors"
+        )
+
 
 class RunLog:
     def __init__(self, data_dir: Path, collection: str) -> None:
