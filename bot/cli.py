@@ -37,7 +37,7 @@ from core.errors import DocsBotError
 from core.evaluation import evaluate, evaluate_answers, format_report, load_questions, summarize
 from core.local_llm import is_listening, is_local_default, local_llm_server, resolve_model
 from core.models import Answer, Retrieval
-from core.progress import ReindexProgress
+from core.progress import ProgressTracker, ReindexProgress
 from core.prompting import Turn
 from core.service import RagService, open_service
 
@@ -100,7 +100,6 @@ async def cmd_index(service: RagService, args: argparse.Namespace) -> int:
 
 async def cmd_crawl(settings: Settings, args: argparse.Namespace) -> int:
     """Crawl the docs site into a folder of Markdown pages (the snapshot source's layout)."""
-    from core.progress import ProgressTracker
     from core.sources.crawler import SiteCrawler
 
     bar = _ProgressBar()
