@@ -235,6 +235,14 @@ def _wait_until_indexed(process: subprocess.Popen[str], ops: str, deadline: floa
     raise AssertionError("serve did not become ready")
 
 
+def _wait_for_the_llm(llm: ThreadedFakeLLM) -> None:
+    """Block until the question under test has reached the (fake) LLM, i.e. is mid-answer."""
+    deadline = time.monotonic() + 10
+    while not llm.requests and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert llm.requests, "the question never reached the LLM"
+
+
 @pytest.mark.slow
 def test_sigterm_mid_answer_finishes_it_and_exits_cleanly(tmp_path: Path) -> None:
     with ThreadedFakeLLM(delay=3.0) as llm:
@@ -249,10 +257,7 @@ def test_sigterm_mid_answer_finishes_it_and_exits_cleanly(tmp_path: Path) -> Non
                 asked = pool.submit(
                     _http, "POST", f"{ask}/ask", {"user": "U1", "question": "what does M control in HNSW?"}
                 )
-                deadline = time.monotonic() + 10
-                while not llm.requests and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                assert llm.requests, "the question never reached the LLM"
+                _wait_for_the_llm(llm)
                 signalled = time.monotonic()
                 process.send_signal(signal.SIGTERM)
                 time.sleep(0.5)
@@ -293,9 +298,7 @@ def test_sigterm_cancels_an_answer_that_outlives_the_grace_period(tmp_path: Path
                 asked = pool.submit(
                     _http, "POST", f"{ask}/ask", {"user": "U1", "question": "what does M control in HNSW?"}
                 )
-                deadline = time.monotonic() + 10
-                while not llm.requests and time.monotonic() < deadline:
-                    time.sleep(0.05)
+                _wait_for_the_llm(llm)
                 signalled = time.monotonic()
                 process.send_signal(signal.SIGTERM)
                 rc = process.wait(timeout=20)
