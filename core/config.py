@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     reindex_max_delete_ratio: float = Field(
         0.2, ge=0, le=1, description="Deleting more than this share of pages needs review/--force."
     )
+    reindex_timeout: float = Field(
+        3600, gt=0, description="Seconds a whole reindex may take; past it the run fails, deleting nothing."
+    )
 
     # --- chat adapters (shared) ----------------------------------------------------------------
     user_rate_limit: int = Field(5, ge=0, description="Questions per user per minute (0 = no limit).")
