@@ -3,11 +3,18 @@
 One aiohttp server on 127.0.0.1 plays both parts:
 
 - the gateway (`/gateway`, a websocket): HELLO, IDENTIFY -> READY + GUILD_CREATE for one
-  server with one text channel, heartbeat ACKs, RESUME -> RESUMED; tests push MESSAGE_CREATE
-  and INTERACTION_CREATE through it (`send_message`, `command`, `click`);
-- the REST API (`/api/v10/...`): login, application info, command sync, messages (create,
-  edit, read, list), typing, threads, interaction callbacks, the interaction webhook
+  server with one text channel (plus the channels, forums and roles a test adds), heartbeat
+  ACKs, RESUME -> RESUMED; tests push MESSAGE_CREATE, THREAD_CREATE and INTERACTION_CREATE
+  through it (`send_message`, `forum_post`, `command`, `click`, `submit_modal`);
+- the REST API (`/api/v10/...`): login, application info, command sync, channels (read, edit a
+  thread's tags), messages (create, edit, read, list), typing, threads started from a message,
+  interaction callbacks (messages, deferrals, message updates, modals), the interaction webhook
   (original response and followups). Every call is recorded with its JSON body and the time.
+
+Forums work like Discord's: a post is a thread (type 11) in a forum channel (type 15) whose
+starter message has the thread's id; `applied_tags` must name tags the forum offers. Members
+carry their role ids on MESSAGE_CREATE and interactions (`roles=`). The bot's messages keep the
+`allowed_mentions` and `flags` they were sent with (SUPPRESS_EMBEDS = 1 << 2), for the tests.
 
 Knobs: `expired` (interaction ids whose callback answers 10062 Unknown interaction, as Discord
 does after 3 s) and `fail` (regexes of `METHOD /path` that answer 400, to provoke errors).
@@ -29,6 +36,10 @@ from aiohttp import WSMsgType, web
 from .loopback import serve_on_loopback
 
 MANAGE_GUILD = 1 << 5
+#: Message flag: no link previews (Discord drops every embed of a message with it).
+SUPPRESS_EMBEDS = 1 << 2
+#: Channel types.
+TEXT, PUBLIC_THREAD, FORUM = 0, 11, 15
 #: Permissions of a plain member: view channel, send messages, read history, use commands.
 MEMBER_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 16) | (1 << 31)
 
@@ -79,6 +90,8 @@ class FakeDiscord:
     calls: list[Call] = field(default_factory=list)
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    roles: dict[str, dict[str, Any]] = field(default_factory=dict)  # extra guild roles by id
+    modals: dict[str, dict[str, Any]] = field(default_factory=dict)  # interaction id -> modal shown
     commands: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> registered command
     identify: dict[str, Any] | None = None
     expired: set[str] = field(default_factory=set)
@@ -89,6 +102,7 @@ class FakeDiscord:
     _seq: int = 0
     identified: int = 0  # IDENTIFYs answered with READY + GUILD_CREATE (one per client start)
     _originals: dict[str, str] = field(default_factory=dict)  # interaction token -> message id
+    _interactions: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> payload
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -134,6 +148,35 @@ class FakeDiscord:
         }
         return channel_id
 
+    def add_forum(self, name: str, tags: list[str] | None = None) -> str:
+        """A forum channel offering these tags (add it before the client connects). Returns its id."""
+        forum_id = self.add_channel(name)
+        self.channels[forum_id] |= {
+            "type": FORUM,
+            "topic": None,
+            "flags": 0,
+            "available_tags": [
+                {"id": snowflake(), "name": tag, "moderated": False, "emoji_id": None, "emoji_name": None}
+                for tag in tags or []
+            ],
+            "default_reaction_emoji": None,
+            "default_sort_order": None,
+            "default_forum_layout": 0,
+            "default_thread_rate_limit_per_user": 0,
+        }
+        return forum_id
+
+    def tag_id(self, forum_id: str, name: str) -> str:
+        """The id of a forum's tag, by name."""
+        (tag,) = [t for t in self.channels[forum_id]["available_tags"] if t["name"] == name]
+        return str(tag["id"])
+
+    def add_role(self, name: str) -> str:
+        """A role in the server (add it before the client connects). Returns its id."""
+        role_id = snowflake()
+        self.roles[role_id] = {"id": role_id, "name": name, "position": 2 + len(self.roles)}
+        return role_id
+
     # --- what the tests send ---------------------------------------------------------------
 
     def message(
@@ -145,8 +188,10 @@ class FakeDiscord:
         reply_to: dict[str, Any] | None = None,
         mentions: list[dict[str, Any]] | None = None,
         dm: bool = False,
+        roles: list[str] | None = None,
     ) -> dict[str, Any]:
-        """A message payload as Discord sends it (stored, so it can be fetched later)."""
+        """A message payload as Discord sends it (stored, so it can be fetched later); a
+        member's `roles` ride along as Discord sends them (`member.roles`)."""
         channel_id = channel_id or self.channel_id
         data: dict[str, Any] = {
             "id": snowflake(),
@@ -169,7 +214,7 @@ class FakeDiscord:
         if not dm:
             data["guild_id"] = self.guild_id
             if not author.get("bot"):
-                data["member"] = {"roles": [], "joined_at": _now(), "deaf": False, "mute": False, "flags": 0}
+                data["member"] = _member(roles)
         if reply_to is not None:
             data["message_reference"] = {
                 "message_id": reply_to["id"],
@@ -188,6 +233,30 @@ class FakeDiscord:
         data = self.message(text, author=author, mentions=[self.bot] if mention else [], **options)
         await self.dispatch("MESSAGE_CREATE", data)
         return data
+
+    async def forum_post(
+        self,
+        forum_id: str,
+        title: str,
+        content: str,
+        *,
+        author: dict[str, Any],
+        roles: list[str] | None = None,
+        tags: list[str] | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A user opens a post in a forum: THREAD_CREATE for the post's thread, then
+        MESSAGE_CREATE for its starter message (same id as the thread). Returns both."""
+        thread_id = snowflake()
+        thread = self._thread(thread_id, forum_id, title, owner_id=author["id"])
+        thread["applied_tags"] = [self.tag_id(forum_id, name) for name in tags or []]
+        self.channels[thread_id] = thread
+        await self.dispatch("THREAD_CREATE", thread | {"newly_created": True})
+        starter = self.message(content, author=author, channel_id=thread_id, roles=roles)
+        del self.messages[starter["id"]]
+        starter["id"] = thread_id  # a forum post's starter message shares the thread's id
+        self.messages[thread_id] = starter
+        await self.dispatch("MESSAGE_CREATE", starter)
+        return thread, starter
 
     async def command(
         self,
@@ -222,11 +291,62 @@ class FakeDiscord:
         )
 
     async def click(
-        self, custom_id: str, message: dict[str, Any], *, author: dict[str, Any]
+        self,
+        custom_id: str,
+        message: dict[str, Any],
+        *,
+        author: dict[str, Any],
+        roles: list[str] | None = None,
     ) -> dict[str, Any]:
-        """A user clicks a button of `message`; dispatched as INTERACTION_CREATE."""
+        """A user clicks a button of `message` (in the message's channel); dispatched as
+        INTERACTION_CREATE."""
         data = {"custom_id": custom_id, "component_type": 2}
-        return await self._interaction(3, data, author=author, message=message)
+        return await self._interaction(
+            3, data, author=author, message=message, roles=roles, channel_id=message["channel_id"]
+        )
+
+    async def submit_modal(
+        self, shown_by: str, values: dict[str, str | list[str]], *, author: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A user submits the modal the bot showed in answer to interaction `shown_by`, with
+        these values by component custom_id (a string for a text input, a list for a select);
+        dispatched as INTERACTION_CREATE type 5, with the components shaped as Discord sends them."""
+        modal = self.modals[shown_by]
+        origin = self._interactions[shown_by]
+
+        def submitted(component: dict[str, Any]) -> dict[str, Any] | None:
+            kind = component["type"]
+            if kind == 1:  # action row (text inputs, the older layout)
+                inner = [c for c in map(submitted, component["components"]) if c is not None]
+                return {"type": 1, "components": inner}
+            if kind == 18:  # label around one component
+                inner_one = submitted(component["component"])
+                return (
+                    None
+                    if inner_one is None
+                    else {"type": 18, "id": component.get("id", 0), "component": inner_one}
+                )
+            if kind == 4:  # text input
+                return {
+                    "type": 4,
+                    "custom_id": component["custom_id"],
+                    "value": values.get(component["custom_id"], ""),
+                }
+            if kind == 3:  # string select
+                chosen = values.get(component["custom_id"], [])
+                return {"type": 3, "custom_id": component["custom_id"], "values": list(chosen)}
+            return None
+
+        components = [c for c in map(submitted, modal["components"]) if c is not None]
+        data = {"custom_id": modal["custom_id"], "components": components}
+        return await self._interaction(
+            5,
+            data,
+            author=author,
+            message=origin.get("message"),
+            roles=origin.get("member", {}).get("roles"),
+            channel_id=origin.get("channel_id", self.channel_id),
+        )
 
     async def _interaction(
         self,
@@ -239,7 +359,9 @@ class FakeDiscord:
         dm: bool = False,
         message: dict[str, Any] | None = None,
         interaction_id: str = "",
+        channel_id: str = "",
     ) -> dict[str, Any]:
+        channel_id = channel_id or self.channel_id
         payload: dict[str, Any] = {
             "id": interaction_id or snowflake(),
             "application_id": self.app_id,
@@ -259,23 +381,16 @@ class FakeDiscord:
         else:
             payload.update(
                 guild_id=self.guild_id,
-                channel_id=self.channel_id,
-                channel=self.channels[self.channel_id],
+                channel_id=channel_id,
+                channel=self.channels[channel_id],
                 guild_locale="en-US",
                 context=0,
-                member={
-                    "user": author,
-                    "roles": roles or [],
-                    "permissions": str(permissions),
-                    "joined_at": _now(),
-                    "deaf": False,
-                    "mute": False,
-                    "flags": 0,
-                },
+                member=_member(roles) | {"user": author, "permissions": str(permissions)},
             )
             payload["authorizing_integration_owners"] = {"0": self.guild_id}
         if message is not None:
             payload["message"] = message
+        self._interactions[payload["id"]] = payload
         await self.dispatch("INTERACTION_CREATE", payload)
         return payload
 
@@ -363,8 +478,8 @@ class FakeDiscord:
             "name": "Milvus community",
             "icon": None,
             "owner_id": snowflake(),
-            "roles": [everyone, admins],
-            "channels": [c for c in self.channels.values() if c["type"] in (0, 5)],
+            "roles": [everyone, admins, *(everyone | role for role in self.roles.values())],
+            "channels": [c for c in self.channels.values() if c["type"] in (TEXT, 5, FORUM)],
             "threads": [c for c in self.channels.values() if c["type"] in (10, 11, 12)],
             "members": [
                 {"user": self.bot, "roles": [], "joined_at": _now(), "deaf": False, "mute": False, "flags": 0}
@@ -404,6 +519,8 @@ class FakeDiscord:
             ("GET", r"/oauth2/applications/@me", self._application),
             ("PUT", r"/applications/\d+/commands", self._sync),
             ("PUT", r"/applications/\d+/guilds/(\d+)/commands", self._sync),
+            ("GET", r"/channels/(\d+)", self._get_channel),
+            ("PATCH", r"/channels/(\d+)", self._edit_channel),
             ("POST", r"/channels/(\d+)/typing", self._typing),
             ("POST", r"/channels/(\d+)/messages", self._create_message),
             ("GET", r"/channels/(\d+)/messages", self._list_messages),
@@ -454,6 +571,8 @@ class FakeDiscord:
         data["embeds"] = body.get("embeds") or []
         data["components"] = body.get("components") or []
         data["flags"] = flags | body.get("flags", 0)
+        if data["flags"] & SUPPRESS_EMBEDS:  # Discord shows (and keeps) no embed at all then
+            data["embeds"] = []
         data["allowed_mentions"] = body.get("allowed_mentions")  # kept for the tests to read
         reference = body.get("message_reference")
         if reference:
@@ -494,36 +613,71 @@ class FakeDiscord:
         found = self.messages.get(message_id)
         if found is None:
             return _error(404, 10008, "Unknown Message")
-        for key in ("content", "embeds", "components", "allowed_mentions"):
-            if key in body:
-                found[key] = body[key]
-        found["edited_timestamp"] = _now()
+        _apply_edit(found, body)
         return _json(found)
 
     async def _create_thread(
         self, request: web.Request, body: Any, channel_id: str, message_id: str
     ) -> web.Response:
-        thread = {
-            "id": message_id,  # like Discord: a thread from a message shares its id
-            "type": 11,
+        # like Discord: a thread started from a message shares the message's id
+        thread = self._thread(
+            message_id,
+            channel_id,
+            body["name"],
+            owner_id=self.bot["id"],
+            auto_archive_duration=body.get("auto_archive_duration", 1440),
+        )
+        self.channels[message_id] = thread
+        await self.dispatch("THREAD_CREATE", thread | {"newly_created": True})
+        return _json(thread)
+
+    def _thread(
+        self, thread_id: str, parent_id: str, name: str, *, owner_id: str, auto_archive_duration: int = 1440
+    ) -> dict[str, Any]:
+        """A public thread's channel payload."""
+        return {
+            "id": thread_id,
+            "type": PUBLIC_THREAD,
             "guild_id": self.guild_id,
-            "parent_id": channel_id,
-            "owner_id": self.bot["id"],
-            "name": body["name"],
+            "parent_id": parent_id,
+            "owner_id": owner_id,
+            "name": name,
             "message_count": 0,
             "member_count": 1,
             "rate_limit_per_user": 0,
             "flags": 0,
+            "applied_tags": [],
             "thread_metadata": {
                 "archived": False,
-                "auto_archive_duration": body.get("auto_archive_duration", 1440),
+                "auto_archive_duration": auto_archive_duration,
                 "archive_timestamp": _now(),
                 "locked": False,
             },
         }
-        self.channels[message_id] = thread
-        await self.dispatch("THREAD_CREATE", thread | {"newly_created": True})
-        return _json(thread)
+
+    async def _get_channel(self, request: web.Request, body: Any, channel_id: str) -> web.Response:
+        found = self.channels.get(channel_id)
+        return _json(found) if found is not None else _error(404, 10003, "Unknown Channel")
+
+    async def _edit_channel(self, request: web.Request, body: Any, channel_id: str) -> web.Response:
+        """Edit a thread: name, archived/locked, and a forum post's tags (which must be tags
+        its forum offers, as Discord checks); dispatches THREAD_UPDATE."""
+        found = self.channels.get(channel_id)
+        if found is None:
+            return _error(404, 10003, "Unknown Channel")
+        if "applied_tags" in body:
+            parent = self.channels.get(str(found.get("parent_id")), {})
+            offered = {str(tag["id"]) for tag in parent.get("available_tags", [])}
+            if parent.get("type") != FORUM or not set(map(str, body["applied_tags"])) <= offered:
+                return _error(400, 50035, "Invalid Form Body")
+            found["applied_tags"] = [str(tag) for tag in body["applied_tags"]]
+        if "name" in body:
+            found["name"] = body["name"]
+        for key in ("archived", "locked"):
+            if key in body:
+                found["thread_metadata"][key] = body[key]
+        await self.dispatch("THREAD_UPDATE", found)
+        return _json(found)
 
     async def _callback(
         self, request: web.Request, body: Any, interaction_id: str, token: str
@@ -533,20 +687,32 @@ class FakeDiscord:
         kind = body["type"]
         data = body.get("data") or {}
         flags = data.get("flags", 0)
+        origin = self._interactions.get(interaction_id, {})
         response: dict[str, Any] = {
             "interaction": {
                 "id": interaction_id,
-                "type": 2,
+                "type": origin.get("type", 2),
                 "response_message_loading": kind == 5,
                 "response_message_ephemeral": bool(flags & 64),
             }
         }
         if kind in (4, 5):  # a message: the content, or "thinking…" for a deferred one
-            message = self._bot_message(self.channel_id, data, flags=flags | (128 if kind == 5 else 0))
+            channel_id = origin.get("channel_id", self.channel_id)
+            message = self._bot_message(channel_id, data, flags=flags | (128 if kind == 5 else 0))
             message["interaction_token"] = token
             self._originals[token] = message["id"]
             response["interaction"]["response_message_id"] = message["id"]
             response["resource"] = {"type": kind, "message": message}
+        elif kind == 7:  # update the message whose component was used
+            found = self.messages.get(str(origin.get("message", {}).get("id")))
+            if found is None:
+                return _error(400, 50035, "Invalid Form Body")
+            _apply_edit(found, data)
+            response["resource"] = {"type": kind, "message": found}
+        elif kind == 9:  # a modal: shown to the user, who may submit it (`submit_modal`)
+            if origin.get("type") == 5:
+                return _error(400, 50035, "Invalid Form Body")  # no modal in answer to a modal
+            self.modals[interaction_id] = data
         return _json(response)
 
     async def _get_original(self, request: web.Request, body: Any, token: str) -> web.Response:
@@ -558,16 +724,32 @@ class FakeDiscord:
         if token not in self._originals:
             return _error(404, 10008, "Unknown Message")
         found = self.messages[self._originals[token]]
-        for key in ("content", "embeds", "components", "allowed_mentions"):
-            if key in body:
-                found[key] = body[key]
+        _apply_edit(found, body)
         found["flags"] &= ~128  # no longer "thinking"
         return _json(found)
 
     async def _followup(self, request: web.Request, body: Any, token: str) -> web.Response:
-        message = self._bot_message(self.channel_id, body)
+        origin = next((i for i in self._interactions.values() if i["token"] == token), {})
+        message = self._bot_message(origin.get("channel_id", self.channel_id), body)
         message["interaction_token"] = token
         return _json(message)
+
+
+def _apply_edit(message: dict[str, Any], body: dict[str, Any]) -> None:
+    """Apply a message edit as Discord does (SUPPRESS_EMBEDS drops the embeds)."""
+    for key in ("content", "embeds", "components", "allowed_mentions"):
+        if key in body:
+            message[key] = body[key]
+    if "flags" in body:
+        message["flags"] = (message["flags"] & ~SUPPRESS_EMBEDS) | (body["flags"] & SUPPRESS_EMBEDS)
+    if message["flags"] & SUPPRESS_EMBEDS:
+        message["embeds"] = []
+    message["edited_timestamp"] = _now()
+
+
+def _member(roles: list[str] | None) -> dict[str, Any]:
+    """A guild member object, as it rides on messages and interactions."""
+    return {"roles": list(roles or []), "joined_at": _now(), "deaf": False, "mute": False, "flags": 0}
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
