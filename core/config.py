@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,6 +47,14 @@ class Settings(BaseSettings):
     embedding_batch_size: int = Field(32, gt=0, le=4096)
     query_instruction: str = Field(
         "", description="Prefix for queries only (bge: 'Represent this sentence for searching ...')."
+    )
+    embedding_backend: Literal["torch", "onnx"] = Field(
+        "torch",
+        description="torch (sentence-transformers), or onnx: the same model exported once into DATA_DIR "
+        "and run by onnxruntime (the `onnx` extra), about 2-3x faster on a CPU.",
+    )
+    embedding_cache_max_mb: int = Field(
+        512, ge=0, description="Size cap of the passage-vector cache in DATA_DIR; 0 turns it off."
     )
 
     # --- docs and chunking -------------------------------------------------------------------
@@ -92,6 +100,18 @@ class Settings(BaseSettings):
     )
     local_llm_threads: int = Field(0, ge=0, description="CPU threads for the local server; 0 = all cores.")
     local_llm_context: int = Field(4096, ge=512)
+
+    # --- vLLM engine (`docsbot llm serve --engine vllm`, the compose `vllm` service) -----------
+    vllm_max_model_len: int = Field(8192, ge=512, description="vLLM --max-model-len (context length).")
+    vllm_gpu_memory_utilization: float = Field(
+        0.90, gt=0, le=1, description="vLLM --gpu-memory-utilization: GPU memory share it may use."
+    )
+
+    # --- answer judge for `docsbot eval --answers` (empty: only the offline fact proxy) -------
+    judge_base_url: str = Field("", description="OpenAI-compatible endpoint of the judge model.")
+    judge_model: str = Field("", description="Judge model name, e.g. meta-llama/Llama-3.1-8B-Instruct.")
+    judge_api_key: SecretStr = Field(SecretStr(""))
+    judge_timeout: float = Field(60.0, gt=0, description="Seconds per judge request.")
 
     # --- crawler ----------------------------------------------------------------------------
     crawl_user_agent: str = Field(
@@ -157,6 +177,18 @@ class Settings(BaseSettings):
     discord_admin_user_ids: str = Field("", description="Users allowed to /reindex.")
     discord_reply_in_thread: bool = Field(False, description="Answer mentions in a new thread.")
     discord_allow_dms: bool = Field(True, description="/ask and mentions work in DMs.")
+    discord_forum_channel_ids: str = Field(
+        "", description="Comma-separated forum channels whose new posts are answered without a mention."
+    )
+    discord_auto_reply_channels: str = Field(
+        "", description="Comma-separated text channels whose top-level questions are answered in a thread."
+    )
+    discord_helper_role_ids: str = Field(
+        "", description="Comma-separated helper roles: pinged by 'Needs a human'; their posts quiet the bot."
+    )
+    discord_needs_human_tag: str = Field(
+        "Needs human", description="Forum tag applied by 'Needs a human', when the forum has it."
+    )
 
     # --- operations --------------------------------------------------------------------------
     ops_host: str = Field("127.0.0.1", description="Health and metrics server address.")
