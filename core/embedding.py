@@ -22,6 +22,8 @@ from core.errors import EmbeddingError
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+    from core.config import Settings
+
 log = logging.getLogger(__name__)
 
 
@@ -130,3 +132,22 @@ async def embed_documents(embedder: Embedder, texts: Sequence[str]) -> np.ndarra
 
 async def embed_query(embedder: Embedder, text: str) -> np.ndarray:
     return await asyncio.to_thread(embedder.embed_query, text)
+
+
+def make_encoder(settings: Settings) -> Embedder:
+    """The encoder EMBEDDING_BACKEND names, for EMBEDDING_MODEL (loaded lazily on first use)."""
+    if settings.embedding_backend == "onnx":
+        from core.onnx_embedding import OnnxEmbedder
+
+        return OnnxEmbedder(
+            settings.embedding_model,
+            settings.data_dir / "onnx",
+            batch_size=settings.embedding_batch_size,
+            query_instruction=settings.query_instruction,
+        )
+    return SentenceTransformerEmbedder(
+        settings.embedding_model,
+        device=settings.embedding_device,
+        batch_size=settings.embedding_batch_size,
+        query_instruction=settings.query_instruction,
+    )
