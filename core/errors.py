@@ -54,3 +54,20 @@ class IndexEmptyError(DocsBotError):
     """A question was asked before anything was indexed."""
 
     user_message = "The docs are not indexed yet: run `docsbot index` first."
+
+
+class JudgeError(DocsBotError):
+    """The answer judge (JUDGE_BASE_URL) failed or replied with something that is not the strict
+    JSON verdict object. `docsbot eval --answers` counts it per question and goes on."""
+
+    @property
+    def user_message(self) -> str:  # type: ignore[override]
+        return str(self)
+
+
+class EngineUnavailableError(DocsBotError):
+    """`docsbot llm serve --engine vllm` on a host without vLLM or without a GPU."""
+
+    @property
+    def user_message(self) -> str:  # type: ignore[override]
+        return str(self)

@@ -27,6 +27,7 @@ class Question:
     question: str
     relevant_pages: tuple[str, ...]
     kind: str
+    answer_facts: tuple[str, ...] = ()  # what a good answer states (scored by core.answer_eval)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ def load_questions(path: str | Path) -> list[Question]:
                     question=str(row["question"]),
                     relevant_pages=tuple(row.get("relevant_pages") or ()),
                     kind=str(row.get("kind") or ("in_scope" if row.get("relevant_pages") else OUT_OF_SCOPE)),
+                    answer_facts=tuple(str(fact) for fact in row.get("answer_facts") or ()),
                 )
             )
         except (ValueError, KeyError, TypeError) as exc:

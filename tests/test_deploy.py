@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from core.config import Settings
+from core.config import Settings, load_settings
+from core.vllm_engine import vllm_command
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -133,6 +134,18 @@ def test_milvus_and_vllm_are_the_production_services(compose: dict[str, Any]) ->
     for name in ("etcd", "minio", "milvus", "vllm", "bot"):
         mounts = services[name].get("volumes", [])
         assert mounts and all(m.split(":")[0] in compose["volumes"] for m in mounts), name
+
+
+def test_vllm_service_runs_a_current_release_with_the_flags_llm_serve_uses(compose: dict[str, Any]) -> None:
+    vllm = compose["services"]["vllm"]
+    assert vllm["image"] == "vllm/vllm-openai:v0.33.0"
+    flags = [part for flag in vllm["command"] for part in flag.split("=", 1)]
+    model = compose["services"]["bot"]["environment"]["LLM_MODEL"]
+    settings = load_settings(env_file=None, llm_model=model, llm_base_url="http://0.0.0.0:8000/v1")
+    expected = vllm_command(settings)[3:]  # after `python -m vllm.entrypoints.openai.api_server`
+    assert flags == expected
+    assert vllm["environment"]["VLLM_API_KEY"] == "${LLM_API_KEY:-}"  # the key the bot sends
+    assert "127.0.0.1:8000:8000" in vllm["ports"]
 
 
 def test_the_bot_points_at_the_services_with_settings_it_knows(compose: dict[str, Any]) -> None:

@@ -6,17 +6,24 @@ path shared with vLLM), not answer quality."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from core.errors import DocsBotError
+from core import vllm_engine
+from core.errors import DocsBotError, EngineUnavailableError
 from core.generation import OpenAIChatLLM
 from core.local_llm import local_llm_server, resolve_model, server_command
 from core.models import Answer
 from core.service import RagService
+from core.vllm_engine import vllm_command, vllm_environment
+
+from .conftest import make_settings
 
 
 def _smollm2() -> Path:
@@ -71,3 +78,65 @@ async def test_a_bad_model_file_is_one_clear_error(tmp_path: Path) -> None:
             pass
     with pytest.raises(DocsBotError, match="is not a file"):
         resolve_model(str(tmp_path / "missing.gguf"), tmp_path)
+
+
+# --- the vLLM engine (`docsbot llm serve --engine vllm`): no GPU here, so the command line is
+# checked exactly, and the failure on a host without vLLM / a GPU end to end --------------------
+
+
+def test_vllm_command_line_is_built_from_the_settings(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path,
+        llm_model="meta-llama/Llama-3.1-8B-Instruct",
+        llm_base_url="http://127.0.0.1:8001/v1",
+        llm_api_key="sk-secret",
+        vllm_max_model_len=16384,
+        vllm_gpu_memory_utilization=0.85,
+    )
+    assert vllm_command(settings, python="/venv/bin/python") == [
+        "/venv/bin/python", "-m", "vllm.entrypoints.openai.api_server",
+        "--model", "meta-llama/Llama-3.1-8B-Instruct",
+        "--served-model-name", "meta-llama/Llama-3.1-8B-Instruct",
+        "--max-model-len", "16384",
+        "--gpu-memory-utilization", "0.85",
+        "--host", "127.0.0.1",
+        "--port", "8001",
+    ]  # fmt: skip
+    env = vllm_environment(settings, base={"PATH": "/usr/bin"})
+    assert env == {"PATH": "/usr/bin", "VLLM_API_KEY": "sk-secret"}  # the key never on the command line
+    defaults = make_settings(tmp_path, llm_base_url="http://0.0.0.0:8000/v1")
+    command = vllm_command(defaults)
+    assert command[command.index("--max-model-len") + 1] == "8192"
+    assert command[command.index("--gpu-memory-utilization") + 1] == "0.90"
+    assert command[command.index("--host") + 1 :] == ["0.0.0.0", "--port", "8000"]
+    assert "VLLM_API_KEY" not in vllm_environment(defaults, base={})  # "not-needed" is no key
+
+
+def test_vllm_on_a_host_without_a_gpu_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vllm_engine, "_vllm_installed", lambda: True)
+    monkeypatch.setattr(vllm_engine, "_has_nvidia_gpu", lambda: False)
+    with pytest.raises(EngineUnavailableError, match="needs an NVIDIA GPU"):
+        vllm_engine.check_vllm_available()
+
+
+def test_llm_serve_vllm_without_vllm_exits_1_with_one_line_and_opens_no_milvus(tmp_path: Path) -> None:
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed here: this test is about hosts without it")
+    env = {
+        **os.environ,
+        "MILVUS_URI": str(tmp_path / "milvus.db"),
+        "DATA_DIR": str(tmp_path / "data"),
+        "LLM_MODEL": "meta-llama/Llama-3.1-8B-Instruct",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "llm", "serve", "--engine", "vllm"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("docsbot: vLLM is not installed")
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert not (tmp_path / "milvus.db").exists()
