@@ -3,7 +3,7 @@
     docsbot index [--source PATH|bundled] [--full]
     docsbot chat                      # interactive: each question prints the best passages
     docsbot ask "question"            # one question, same output
-    docsbot eval --questions FILE [--k N] [--json]
+    docsbot eval --questions FILE [--k N] [--json] [--details FILE]
     docsbot status [--json]
     docsbot serve                     # Slack/Discord bots, reindex schedule, /healthz /readyz /metrics
     docsbot report [--since 7d] [--json]
@@ -32,14 +32,23 @@ quiet_third_party()
 
 from bot.logs import secret_values, setup_logging
 from bot.report import add_parser as add_report_parser
+from core.answer_eval import (
+    FactJudge,
+    ScoredAnswer,
+    evaluate_answers,
+    format_answer_report,
+    summarize_answers,
+)
 from core.config import Settings, load_settings
+from core.embed_cache import EmbeddingCache, model_fingerprint, shipped_meta
 from core.errors import DocsBotError
-from core.evaluation import evaluate, evaluate_answers, format_report, load_questions, summarize
+from core.evaluation import Question, details, evaluate, format_report, load_questions, summarize
 from core.local_llm import is_listening, is_local_default, local_llm_server, resolve_model
 from core.models import Answer, Retrieval
 from core.progress import ProgressTracker, ReindexProgress
 from core.prompting import Turn
 from core.service import RagService, open_service
+from core.vllm_engine import run_vllm
 
 log = logging.getLogger("docsbot")
 
@@ -53,18 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _setup_logging(settings.log_level, secret_values(settings))
     try:
-        if args.command == "serve":
-            from bot.serve import serve
-
-            return asyncio.run(serve(settings))
-        if args.command == "report":
-            from bot.report import report_command
-
-            return report_command(settings, args)
-        if args.command == "crawl":
-            return asyncio.run(cmd_crawl(settings, args))
-        command: Callable[[RagService, argparse.Namespace], Coroutine[Any, Any, int]] = args.run
-        return asyncio.run(_with_service(settings, command, args))
+        command: Command = args.run
+        if args.needs_service:
+            return asyncio.run(_with_service(settings, command, args))
+        return asyncio.run(command(settings, args))
     except KeyboardInterrupt:
         return 130
     except DocsBotError as exc:
@@ -73,11 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-async def _with_service(
-    settings: Settings,
-    command: Callable[[RagService, argparse.Namespace], Coroutine[Any, Any, int]],
-    args: argparse.Namespace,
-) -> int:
+#: A command: `async def cmd_x(service_or_settings, args) -> exit status`. Commands run with an
+#: open `RagService` unless their parser says `needs_service=False` (then they get the Settings).
+Command = Callable[[Any, argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+async def _with_service(settings: Settings, command: Command, args: argparse.Namespace) -> int:
     async with open_service(settings) as service:
         return await command(service, args)
 
@@ -96,6 +98,12 @@ async def cmd_index(service: RagService, args: argparse.Namespace) -> int:
     )
     print(summary if run.outcome == "ok" else f"{summary}\n{run.message}")
     return 0 if run.outcome == "ok" else 1
+
+
+async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.serve import serve  # the chat libraries load only for `serve`
+
+    return await serve(settings)
 
 
 async def cmd_crawl(settings: Settings, args: argparse.Namespace) -> int:
@@ -155,8 +163,10 @@ async def cmd_ask(service: RagService, args: argparse.Namespace) -> int:
     return 0 if answer.outcome in {"answered", "not_covered", "small_talk"} else 1
 
 
-async def cmd_llm_serve(service: RagService, args: argparse.Namespace) -> int:
-    settings = service.settings
+async def cmd_llm_serve(settings: Settings, args: argparse.Namespace) -> int:
+    """The LLM server in the foreground; needs no Milvus, so opens no service."""
+    if args.engine == "vllm":
+        return await run_vllm(settings)
     model = resolve_model(settings.local_llm_model_path, settings.data_dir)
     async with local_llm_server(
         model,
@@ -242,27 +252,41 @@ def render_passages(retrieval: Retrieval, width: int = 100) -> str:
 
 async def cmd_eval(service: RagService, args: argparse.Namespace) -> int:
     questions = load_questions(args.questions)
-    if args.answers:
+    judged = await evaluate(questions, service.search, service.decide, k=args.k)
+    if args.details:
+        rows = details(judged)
+        Path(args.details).write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    summary = summarize(judged)
+    answers = await _eval_answers(service, questions, verbose=not args.json) if args.answers else {}
+    if args.json:
+        summary.pop("misses")
+        print(json.dumps(summary | answers))
+    else:
+        print(format_report(summary))
+        if answers:
+            print("\n" + format_answer_report(answers))
+    return 0
+
+
+async def _eval_answers(service: RagService, questions: list[Question], verbose: bool) -> dict[str, Any]:
+    """`eval --answers`: generate every answer, score it on its facts (proxy, and the judge when
+    JUDGE_BASE_URL is set), and return the answer keys of the report."""
+
+    def show(row: ScoredAnswer) -> None:
+        if verbose:
+            proxy = "-" if row.proxy_mean is None else f"{row.proxy_mean:.2f}"
+            print(f"{row.question.id} {row.answer.outcome:<12} proxy={proxy:<4} {row.answer.text[:100]!r}")
+
+    judge = FactJudge.from_settings(service.settings)
+    try:
         async with _terminal_llm(service, disabled=False) as note:
             if note:
                 print(note, file=sys.stderr)
-            result = await evaluate_answers(questions, service.ask)
-        if not args.json:
-            for row in result["answers"]:
-                print(
-                    f"{row['id']} {row['outcome']:<12} declined={row['declined']!s:<5} {row['text'][:120]!r}"
-                )
-            result.pop("answers")
-        print(json.dumps(result))
-        return 0
-    judged = await evaluate(questions, service.search, service.is_covered, k=args.k)
-    summary = summarize(judged)
-    if args.json:
-        summary.pop("misses")
-        print(json.dumps(summary))
-    else:
-        print(format_report(summary))
-    return 0
+            rows = await evaluate_answers(questions, service.ask, judge, on_row=show)
+    finally:
+        if judge is not None:
+            await judge.close()
+    return summarize_answers(rows, service.settings.llm_model, judge.model if judge else "")
 
 
 async def cmd_status(service: RagService, args: argparse.Namespace) -> int:
@@ -314,6 +338,53 @@ async def cmd_status(service: RagService, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_cache(settings: Settings, args: argparse.Namespace) -> int:
+    """The passage-vector cache: size, hits, and whether the shipped snapshot vectors apply."""
+    fingerprint = await asyncio.to_thread(
+        model_fingerprint, settings.embedding_model, settings.query_instruction
+    )
+    shipped = await asyncio.to_thread(shipped_meta)
+    shipped_applies = shipped is not None and shipped.get("fingerprint_key") == fingerprint.key
+    path = settings.data_dir / "embeddings.sqlite3"
+    stats = None
+    if path.exists():
+        cache = EmbeddingCache(path, settings.embedding_cache_max_mb * 2**20)
+        stats = await asyncio.to_thread(cache.stats)
+        cache.close()
+    looked_up = (stats.hits + stats.shipped_hits + stats.misses) if stats else 0
+    report = {
+        "path": str(path),
+        "model": settings.embedding_model,
+        "fingerprint": fingerprint.key,
+        "vectors": stats.rows if stats else 0,
+        "mb": round(stats.bytes / 2**20, 1) if stats else 0.0,
+        "max_mb": settings.embedding_cache_max_mb,
+        "hits": stats.hits if stats else 0,
+        "shipped_hits": stats.shipped_hits if stats else 0,
+        "misses": stats.misses if stats else 0,
+        "hit_rate": round((looked_up - stats.misses) / looked_up, 3) if stats and looked_up else None,
+        "shipped_vectors": int(str(shipped.get("passages", 0))) if shipped_applies and shipped else 0,
+    }
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    rate = "n/a" if report["hit_rate"] is None else f"{report['hit_rate']:.1%}"
+    print(
+        f"cache:   {report['vectors']} vectors, {report['mb']} MB of {report['max_mb']} MB ({report['path']})"
+    )
+    print(
+        f"lookups: {report['hits']} cached + {report['shipped_hits']} shipped hits, "
+        f"{report['misses']} encoded (hit rate {rate})"
+    )
+    shipped_line = (
+        f"{report['shipped_vectors']} bundled-snapshot vectors apply to {settings.embedding_model}"
+        if shipped_applies
+        else f"none for {settings.embedding_model} (they are for the default model)"
+    )
+    print(f"shipped: {shipped_line}")
+    return 0
+
+
 # --- plumbing --------------------------------------------------------------------------------
 
 
@@ -356,6 +427,7 @@ def _setup_logging(level: str, secrets: Sequence[str] = ()) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="docsbot", description="Milvus docs assistant")
+    parser.set_defaults(needs_service=True)  # commands that don't open the service say so below
     commands = parser.add_subparsers(dest="command", required=True)
 
     index = commands.add_parser("index", help="index the docs (incremental by page content hash)")
@@ -379,9 +451,15 @@ def _parser() -> argparse.ArgumentParser:
     llm = commands.add_parser("llm", help="the embedded local LLM server")
     llm_commands = llm.add_subparsers(dest="llm_command", required=True)
     serve = llm_commands.add_parser(
-        "serve", help="run the llama.cpp server for LLM_BASE_URL in the foreground"
+        "serve", help="run the LLM server for LLM_BASE_URL in the foreground (llama.cpp or vLLM)"
     )
-    serve.set_defaults(run=cmd_llm_serve)
+    serve.add_argument(
+        "--engine",
+        choices=["llama.cpp", "vllm"],
+        default="llama.cpp",
+        help="llama.cpp: the embedded CPU server (default); vllm: vLLM for LLM_MODEL (needs a GPU)",
+    )
+    serve.set_defaults(run=cmd_llm_serve, needs_service=False)
 
     ev = commands.add_parser("eval", help="retrieval metrics on a JSONL question set")
     ev.add_argument(
@@ -390,6 +468,11 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--k", type=int, default=10)
     ev.add_argument("--json", action="store_true")
     ev.add_argument("--answers", action="store_true", help="generate answers too (needs the LLM)")
+    ev.add_argument(
+        "--details",
+        metavar="FILE",
+        help="also write one JSON line per question: rank, top pages, the gate's decision and reason",
+    )
     ev.set_defaults(run=cmd_eval)
 
     crawl = commands.add_parser(
@@ -397,10 +480,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     crawl.add_argument("--out", required=True, help="folder to write <page id>.md files into")
     crawl.add_argument("--source", help="docs site URL (default: DOCS_SOURCE)")
+    crawl.set_defaults(run=cmd_crawl, needs_service=False)
 
-    commands.add_parser(
+    serve_bots = commands.add_parser(
         "serve", help="run the Slack/Discord bots and the reindex schedule (until Ctrl-C / SIGTERM)"
     )
+    serve_bots.set_defaults(run=cmd_serve, needs_service=False)  # it builds its own service
+
+    cache = commands.add_parser("cache", help="the passage-vector cache: size, hits, shipped vectors")
+    cache.add_argument("--json", action="store_true")
+    cache.set_defaults(run=cmd_cache, needs_service=False)
 
     status = commands.add_parser("status", help="what is indexed and how the last run went")
     status.add_argument("--json", action="store_true")

@@ -12,6 +12,8 @@ class DocsBotError(Exception):
     """Base class. `user_message` is safe to show to a chat user or a terminal user."""
 
     user_message = "Something went wrong on my side; the operators have the details in the log."
+    #: A short machine-readable name for what failed (`docsbot ask --json` prints it).
+    code = "internal"
 
 
 class ConfigError(DocsBotError):
@@ -34,6 +36,7 @@ class StoreError(DocsBotError):
     """Milvus is unreachable, locked by another process, or rejected an operation."""
 
     user_message = "The search index is not available right now; please try again in a minute."
+    code = "store_unavailable"
 
 
 class StoreLockedError(StoreError):
@@ -48,12 +51,14 @@ class EmbeddingError(DocsBotError):
     """The embedding model could not be loaded or failed on an input."""
 
     user_message = "The embedding model is not available; the operators have the details in the log."
+    code = "embedding_unavailable"
 
 
 class IndexEmptyError(DocsBotError):
     """A question was asked before anything was indexed."""
 
     user_message = "The docs are not indexed yet: run `docsbot index` first."
+    code = "index_empty"
 
 
 class JudgeError(DocsBotError):
@@ -71,3 +76,38 @@ class EngineUnavailableError(DocsBotError):
     @property
     def user_message(self) -> str:  # type: ignore[override]
         return str(self)
+
+
+class LLMError(DocsBotError):
+    """The LLM server is unreachable, too slow, or answered with an error."""
+
+    user_message = "I couldn't reach the language model just now."
+    code = "llm_unavailable"
+    #: Added after the part of an answer that streamed before the failure.
+    cut_off_message = (
+        "(The answer stops here: the language model stopped responding. The sources below have the rest.)"
+    )
+
+
+class LLMBusyError(LLMError):
+    """No LLM slot came free within LLM_QUEUE_TIMEOUT."""
+
+    user_message = "I'm answering a lot of questions right now; please try again in a minute."
+    code = "llm_busy"
+
+
+class LLMTimeoutError(LLMError):
+    """The whole answer did not finish within LLM_TIMEOUT (first byte to last)."""
+
+    user_message = "The language model didn't answer in time."
+    code = "llm_timeout"
+    cut_off_message = (
+        "(The answer stops here: the language model took too long. The sources below have the rest.)"
+    )
+
+
+class LLMStreamBrokenError(LLMError):
+    """The LLM server broke the connection (or ended the stream) in the middle of an answer."""
+
+    user_message = "The language model stopped in the middle of the answer."
+    code = "llm_stream_broken"

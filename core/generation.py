@@ -3,33 +3,31 @@
 vLLM in production, a llama.cpp server for the offline default: the same `AsyncOpenAI` code path,
 only the URL and the model name differ. Concurrency is bounded by a semaphore; a request that
 waits longer than LLM_QUEUE_TIMEOUT for a slot gets `LLMBusyError` instead of queueing forever.
-Every failure becomes an `LLMError` (the service turns it into one honest sentence).
+
+LLM_TIMEOUT is a deadline for the whole answer, first byte to last (retries included): a server
+that trickles one token every few seconds is cut off there with `LLMTimeoutError`. A stream that
+breaks midway (connection dropped, or ended without a finish reason) is `LLMStreamBrokenError`.
+Every failure is an `LLMError` (core/errors.py); the service turns it into one honest sentence.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from typing import Protocol, cast
+from collections.abc import AsyncIterator, Awaitable
+from typing import Protocol, TypeVar, cast
 
 import openai
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
-from core.errors import DocsBotError
+from core.errors import LLMBusyError, LLMError, LLMStreamBrokenError, LLMTimeoutError
+
+__all__ = ["ChatLLM", "LLMBusyError", "LLMError", "LLMStreamBrokenError", "LLMTimeoutError", "OpenAIChatLLM"]
 
 log = logging.getLogger(__name__)
 
-
-class LLMError(DocsBotError):
-    """The LLM server is unreachable, too slow, or answered with an error."""
-
-    user_message = "I couldn't reach the language model just now."
-
-
-class LLMBusyError(LLMError):
-    user_message = "I'm answering a lot of questions right now; please try again in a minute."
+T = TypeVar("T")
 
 
 class ChatLLM(Protocol):
@@ -74,28 +72,65 @@ class OpenAIChatLLM:
             await asyncio.wait_for(self._slots.acquire(), self.queue_timeout)
         except TimeoutError:
             raise LLMBusyError(f"no LLM slot free within {self.queue_timeout} s") from None
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        received = 0
         try:
-            response = await self._client.chat.completions.create(
-                model=self.model,
-                messages=cast(list[ChatCompletionMessageParam], messages),
-                stream=True,
-                temperature=self.temperature,
-                top_p=self.top_p,
-                max_tokens=self.max_tokens,
+            response = await self._before(
+                deadline,
+                self._client.chat.completions.create(
+                    model=self.model,
+                    messages=cast(list[ChatCompletionMessageParam], messages),
+                    stream=True,
+                    temperature=self.temperature,
+                    top_p=self.top_p,
+                    max_tokens=self.max_tokens,
+                ),
             )
-            async for event in response:
-                if event.choices and event.choices[0].delta.content:
-                    yield event.choices[0].delta.content
-        except openai.APITimeoutError as exc:
-            raise LLMError(f"LLM at {self.base_url} timed out after {self.timeout} s") from exc
-        except openai.APIConnectionError as exc:
-            raise LLMError(f"LLM at {self.base_url} is unreachable: {exc}") from exc
-        except openai.APIStatusError as exc:
-            raise LLMError(f"LLM at {self.base_url} answered {exc.status_code}: {exc.message}") from exc
+            finished = False
+            try:
+                while True:
+                    try:
+                        event = await self._before(deadline, response.__anext__())
+                    except StopAsyncIteration:
+                        break
+                    if not event.choices:
+                        continue
+                    finished = finished or event.choices[0].finish_reason is not None
+                    if event.choices[0].delta.content:
+                        received += 1
+                        yield event.choices[0].delta.content
+            finally:
+                await response.close()
+            if not finished:
+                raise LLMStreamBrokenError(f"LLM at {self.base_url} ended the stream without a finish reason")
+        except TimeoutError:
+            raise LLMTimeoutError(
+                f"LLM at {self.base_url} did not finish within {self.timeout:g} s ({received} deltas)"
+            ) from None
         except openai.OpenAIError as exc:
-            raise LLMError(f"LLM call failed: {exc}") from exc
+            raise _llm_error(exc, self.base_url, self.timeout, received) from exc
         finally:
             self._slots.release()
 
+    @staticmethod
+    async def _before(deadline: float, step: Awaitable[T]) -> T:
+        """`await step`, or TimeoutError once the answer's deadline has passed."""
+        left = deadline - asyncio.get_running_loop().time()
+        return await asyncio.wait_for(step, max(left, 0.0))
+
     async def close(self) -> None:
         await self._client.close()
+
+
+def _llm_error(exc: openai.OpenAIError, base_url: str, timeout: float, received: int) -> LLMError:
+    """The LLMError for an SDK error; a connection that breaks after text arrived is a broken
+    stream (the SDK reports a body cut short as a connection error)."""
+    if isinstance(exc, openai.APITimeoutError):
+        return LLMTimeoutError(f"LLM at {base_url} timed out after {timeout:g} s")
+    if received and isinstance(exc, openai.APIError):
+        return LLMStreamBrokenError(f"LLM stream from {base_url} broke after {received} deltas: {exc!r}")
+    if isinstance(exc, openai.APIStatusError):
+        return LLMError(f"LLM at {base_url} answered {exc.status_code}: {exc.message}")
+    if isinstance(exc, openai.APIConnectionError):
+        return LLMError(f"LLM at {base_url} is unreachable: {exc!r}")
+    return LLMError(f"LLM call failed: {exc!r}")

@@ -75,6 +75,11 @@ class Source:
     heading: str
     url: str
 
+    @property
+    def page_id(self) -> str:
+        """The page's id, the last segment of its URL: `hnsw.md`."""
+        return self.url.split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -86,3 +91,6 @@ class Answer:
     sources: tuple[Source, ...] = ()
     retrieval: Retrieval | None = None
     seconds: float = 0.0
+    #: What failed, as a short code (`llm_timeout`, `llm_unavailable`, `llm_stream_broken`,
+    #: `llm_busy`, `store_unavailable`, ...: the `code` of core/errors.py's classes); None if nothing.
+    error: str | None = None

@@ -23,6 +23,7 @@ from core.embedding import Embedder, SentenceTransformerEmbedder
 from core.errors import DocsBotError, IndexEmptyError
 from core.generation import ChatLLM, LLMBusyError, LLMError, OpenAIChatLLM
 from core.indexer import Indexer
+from core.links import LinkPolicy
 from core.models import Answer, Retrieval, Source
 from core.progress import ProgressListener, ProgressTracker, ReindexProgress
 from core.prompting import Turn, build_messages, finalize, is_small_talk, search_query
@@ -148,10 +149,10 @@ class RagService:
         except DocsBotError as exc:
             log.warning("question failed: %s", exc)
             log.debug("details", exc_info=exc)
-            answer = Answer(text=exc.user_message, outcome="error")
+            answer = Answer(text=chat_sentence(exc), outcome="error", error=exc.code)
         except Exception:
             log.exception("unexpected error while answering")
-            answer = Answer(text=DocsBotError.user_message, outcome="error")
+            answer = Answer(text=DocsBotError.user_message, outcome="error", error=DocsBotError.code)
         assert answer is not None
         answer = dataclasses.replace(answer, seconds=time.perf_counter() - started)
         log.info(
@@ -204,26 +205,51 @@ class RagService:
                 retrieval=retrieval,
             )
             return
+        async for part in self._generate(question, history, retrieval):
+            yield part
+
+    async def _generate(
+        self, question: str, history: Sequence[Turn], retrieval: Retrieval
+    ) -> AsyncIterator[str | Answer]:
+        """Stream the LLM's answer through the link policy (model output is untrusted: only
+        docs links and links quoted in the passages survive, mentions are defused). A failure
+        keeps what streamed, adds one honest sentence and the sources."""
+        assert self.llm is not None
+        policy = LinkPolicy(self.settings.docs_public_base_url, [hit.chunk.text for hit in retrieval.hits])
+        cleaner = policy.stream()
         parts: list[str] = []
         try:
             async for delta in self.llm.stream(build_messages(question, retrieval.hits, history)):
                 parts.append(delta)
-                yield delta
+                if shown := cleaner.feed(delta):
+                    yield shown
         except LLMBusyError as exc:
             log.warning("LLM busy: %s", exc)
-            yield Answer(text=exc.user_message, outcome="busy", sources=nearest, retrieval=retrieval)
+            yield Answer(
+                text=exc.user_message,
+                outcome="busy",
+                sources=_sources(retrieval, 3),
+                retrieval=retrieval,
+                error=exc.code,
+            )
             return
         except LLMError as exc:
             log.warning("LLM failed: %s", exc)
             log.debug("details", exc_info=exc)
-            yield Answer(
-                text=f"{exc.user_message} These docs sections look relevant:",
-                outcome="error",
-                sources=nearest,
-                retrieval=retrieval,
-            )
+            if rest := cleaner.flush():
+                yield rest
+            streamed = policy.clean("".join(parts)).strip()
+            if streamed:
+                text, sources = finalize(streamed, retrieval.hits)
+                text = f"{text}\n\n{exc.cut_off_message}"
+            else:
+                text = f"{exc.user_message} These docs sections look relevant:"
+                sources = _sources(retrieval, 3)
+            yield Answer(text=text, outcome="error", sources=sources, retrieval=retrieval, error=exc.code)
             return
-        text, sources = finalize("".join(parts), retrieval.hits)
+        if rest := cleaner.flush():
+            yield rest
+        text, sources = finalize(policy.clean("".join(parts)), retrieval.hits)
         yield Answer(text=text, outcome="answered", sources=sources, retrieval=retrieval)
 
     async def warm_up(self) -> None:
@@ -323,6 +349,13 @@ class RagService:
             hybrid=self.store.has_sparse,
             last_run=self.runs.last(),
         )
+
+
+def chat_sentence(exc: DocsBotError) -> str:
+    """The one sentence a chat user sees for an error: the class's fixed sentence, never the
+    exception's own text (paths, hosts and library messages go to the log only)."""
+    sentence = getattr(type(exc), "user_message", None)
+    return sentence if isinstance(sentence, str) else DocsBotError.user_message
 
 
 def _sources(retrieval: Retrieval, count: int) -> tuple[Source, ...]:

@@ -77,20 +77,81 @@ def _closed_port() -> int:
 async def test_llm_down_gives_one_honest_sentence_and_links(indexed_service: RagService) -> None:
     service = _service(indexed_service, f"http://127.0.0.1:{_closed_port()}/v1")
     answer = await service.ask("what does M control in an HNSW index?")
-    assert answer.outcome == "error"
+    assert answer.outcome == "error" and answer.error == "llm_unavailable"
     assert answer.text.startswith("I couldn't reach the language model just now.")
     assert "Traceback" not in answer.text and "Connection" not in answer.text
     assert answer.sources[0].url.startswith("https://milvus.io/docs/hnsw.md")
 
 
-async def test_llm_timeout_is_bounded(indexed_service: RagService, fake_llm: FakeLLM) -> None:
+async def test_a_hanging_llm_is_cut_off_at_the_answer_deadline(
+    indexed_service: RagService, fake_llm: FakeLLM
+) -> None:
     fake_llm.hang = True
     service = _service(indexed_service, fake_llm.base_url, timeout=1.0, max_retries=1)
     started = asyncio.get_running_loop().time()
     answer = await service.ask("what does M control in an HNSW index?")
-    assert answer.outcome == "error" and answer.sources
-    assert asyncio.get_running_loop().time() - started < 10
-    assert len(fake_llm.requests) == 2  # one try + one bounded retry
+    took = asyncio.get_running_loop().time() - started
+    assert answer.outcome == "error" and answer.error == "llm_timeout" and answer.sources
+    assert answer.text == "The language model didn't answer in time. These docs sections look relevant:"
+    assert took < 3.0, took  # LLM_TIMEOUT covers retries too: no second full wait
+    assert len(fake_llm.requests) == 1
+
+
+async def test_a_trickling_llm_is_cut_off_at_llm_timeout_keeping_what_streamed(
+    indexed_service: RagService, fake_llm: FakeLLM
+) -> None:
+    fake_llm.answer = "HNSW's M sets the maximum number of edges per node [1] " + "and more " * 30
+    fake_llm.token_delay = 0.1  # ~70 tokens: 7 s to finish; each read is quick, the whole is not
+    service = _service(indexed_service, fake_llm.base_url, timeout=1.5)
+    started = asyncio.get_running_loop().time()
+    parts = [part async for part in service.stream("what does M control in an HNSW index?")]
+    took = asyncio.get_running_loop().time() - started
+    deltas, answer = "".join(p for p in parts if isinstance(p, str)), parts[-1]
+    assert isinstance(answer, Answer)
+    assert answer.outcome == "error" and answer.error == "llm_timeout"
+    assert 1.4 < took < 3.5, took
+    assert deltas.startswith("HNSW's M sets the maximum")
+    assert answer.text.startswith("HNSW's M sets the maximum number of edges per node [1]")
+    assert answer.text.endswith(
+        "(The answer stops here: the language model took too long. The sources below have the rest.)"
+    )
+    assert [s.number for s in answer.sources] == [1] and answer.sources[0].page_id == "hnsw.md"
+
+
+async def test_a_stream_dropped_midway_ends_with_an_error_outcome_and_sources(
+    indexed_service: RagService, fake_llm: FakeLLM
+) -> None:
+    fake_llm.answer = "HNSW's M sets the maximum number of edges per node [1] and the rest never comes"
+    fake_llm.drop_after = 6
+    service = _service(indexed_service, fake_llm.base_url)
+    parts = [part async for part in service.stream("what does M control in an HNSW index?")]
+    answer = parts[-1]
+    assert isinstance(answer, Answer)
+    assert answer.outcome == "error" and answer.error == "llm_stream_broken"
+    assert "".join(p for p in parts if isinstance(p, str)) == "HNSW's M sets the maximum number"
+    assert answer.text.startswith("HNSW's M sets the maximum number\n\n(The answer stops here")
+    assert "Traceback" not in answer.text and "RemoteProtocolError" not in answer.text
+    assert answer.sources and answer.sources[0].url.startswith("https://milvus.io/docs/")
+
+
+async def test_only_docs_links_leave_the_bot_and_mentions_are_defused(
+    indexed_service: RagService, fake_llm: FakeLLM
+) -> None:
+    fake_llm.answer = (
+        "Log in at [the official Milvus docs](https://evil.example/login) or https://evil.example/x "
+        "<!channel> @everyone see [HNSW](https://milvus.io/docs/hnsw.md#M) [1]"
+    )
+    service = _service(indexed_service, fake_llm.base_url)
+    parts = [part async for part in service.stream("what does M control in an HNSW index?")]
+    streamed, answer = "".join(p for p in parts if isinstance(p, str)), parts[-1]
+    assert isinstance(answer, Answer) and answer.outcome == "answered"
+    for text in (streamed, answer.text):
+        assert "evil" not in text and "<!channel>" not in text and "@everyone" not in text
+        assert "Log in at the official Milvus docs or" in text
+        assert "@\u200bchannel @\u200beveryone" in text
+        assert "[HNSW](https://milvus.io/docs/hnsw.md#M)" in text
+    for shown in range(1, len(parts)):  # not even for a moment while streaming
+        assert "evil" not in "".join(p for p in parts[:shown] if isinstance(p, str))
 
 
 async def test_llm_500_is_retried_a_bounded_number_of_times(
@@ -110,7 +171,7 @@ async def test_concurrency_is_bounded_and_overflow_is_told_to_retry(
     first, second = await asyncio.gather(service.ask("what is knowhere?"), service.ask("what is knowhere?"))
     assert sorted([first.outcome, second.outcome]) == ["answered", "busy"]
     busy = first if first.outcome == "busy" else second
-    assert "try again" in busy.text
+    assert "try again" in busy.text and busy.error == "llm_busy"
     assert len(fake_llm.requests) == 1
 
 

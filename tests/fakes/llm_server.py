@@ -2,7 +2,8 @@
 
 Speaks `POST /v1/chat/completions` with `stream: true` as Server-Sent Events (`data: {chunk}`
 lines, then `data: [DONE]`), like vLLM. Behaviour is switched per test: answer text, delay
-before the first token, delay between tokens, HTTP status, or never answering. Every request body is recorded.
+before the first token, delay between tokens (a trickle), HTTP status, never answering, or
+dropping the connection mid-stream. Every request body is recorded.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class FakeLLM:
     token_delay: float = 0.0  # seconds between tokens (a model streaming at a fixed rate)
     status: int = 200
     hang: bool = False
+    drop_after: int | None = None  # close the connection after this many tokens (a crash mid-stream)
     requests: list[dict[str, Any]] = field(default_factory=list)
     base_url: str = ""
     _runner: web.AppRunner | None = None
@@ -71,6 +73,10 @@ class FakeLLM:
                 "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
             }
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            if self.drop_after is not None and i + 1 >= self.drop_after:
+                assert request.transport is not None
+                request.transport.close()  # no terminating chunk: the client sees a broken body
+                return response
         done = {
             "id": "chatcmpl-fake",
             "object": "chat.completion.chunk",
