@@ -40,6 +40,17 @@ class SourceResult:
     listed: int = 0  # pages the source listed (the safety gate's error-rate denominator)
     failed_ids: set[str] = field(default_factory=set)  # listed but not loaded: keep them indexed
     requests: int = 0  # HTTP requests made
+    #: The source listed every page it has (a folder read without errors, a sitemap read whole):
+    #: then an indexed page missing from it is gone. Otherwise only `gone_ids` are.
+    complete: bool = True
+    gone_ids: set[str] = field(default_factory=set)  # pages the site says are gone (404/410)
+
+    def removal_candidates(self, indexed: Iterable[str]) -> list[str]:
+        """The indexed page ids this result shows to be gone (the safety gate still applies).
+        A page that failed to load is never one: a failure must not turn into a deletion."""
+        loaded = {page.id for page in self.pages}
+        gone = set(indexed) - loaded if self.complete else set(indexed) & self.gone_ids
+        return sorted(gone - self.failed_ids)
 
 
 class DocsSource(Protocol):
@@ -99,6 +110,7 @@ def pages_from_files(
         else:
             seen[page.id] = name
             result.pages.append(page)
+    result.complete = not result.errors  # an unreadable file may hold an indexed page: keep them all
     return result
 
 

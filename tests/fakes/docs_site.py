@@ -6,15 +6,23 @@ blocks with copy buttons, a feedback widget, footer). Like the real site it answ
 script-like user agents and 302 + a challenge cookie to a first visit; it serves robots.txt, a
 sitemap index with versioned and translated URLs mixed in, ETag/Last-Modified with 304s. Tests
 switch faults per path: 429 with Retry-After, 500s, slowness, removal. Every request is recorded.
+
+Hostile switches (what a misbehaving mirror does): extra robots.txt `Sitemap:` lines (e.g. with a
+user name that hides another host), child sitemaps answering 500, redirects (to other hosts, or in
+loops), a charset Python does not know, gzip-compressed pages, gzip bombs, and raw bodies served
+in place of a page. A second `FakeDocsSite` makes a good "other host": it records every request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import gzip
 import hashlib
 import html
 import re
 import time
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -58,6 +66,15 @@ class FakeDocsSite:
     requests: list[Request] = field(default_factory=list)
     base_url: str = ""
     lastmod: dict[str, str] = field(default_factory=dict)
+    stale: set[str] = field(default_factory=set)  # page ids still listed after their removal
+    extra_sitemaps: list[str] = field(default_factory=list)  # more robots.txt Sitemap: lines
+    broken_sitemaps: set[str] = field(default_factory=set)  # child sitemap names answering 500
+    redirects: dict[str, str] = field(default_factory=dict)  # path -> Location (302)
+    charsets: dict[str, str] = field(default_factory=dict)  # path -> charset named in Content-Type
+    raw: dict[str, bytes] = field(default_factory=dict)  # path -> body served as text/html instead
+    bombs: dict[str, int] = field(default_factory=dict)  # path -> bytes a gzip body inflates to
+    compress: bool = False  # gzip pages for clients that accept it
+    bodies_served: int = 0  # 200 responses to page requests (a 304 costs no body)
     _runner: web.AppRunner | None = None
     _html_cache: dict[str, tuple[str, str]] = field(default_factory=dict)
 
@@ -134,6 +151,7 @@ class FakeDocsSite:
         lines = ["User-agent: *", *(f"Disallow: {path}" for path in self.disallow)]
         if self.crawl_delay is not None:
             lines.append(f"Crawl-delay: {self.crawl_delay:g}")
+        lines += [f"Sitemap: {url}" for url in self.extra_sitemaps]
         lines.append(f"Sitemap: {self.base_url}/sitemap.xml")
         return self._record(request, web.Response(text="\n".join(lines) + "\n"))
 
@@ -151,13 +169,15 @@ class FakeDocsSite:
 
     async def _child_sitemap(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
+        if name in self.broken_sitemaps:
+            return self._record(request, web.Response(status=500, text="Internal Server Error"))
         if name == "blog.xml":
             return self._record(request, _xml(_urlset([(f"{self.base_url}/blog/hello.md", None)])))
         return self._record(request, _xml(_urlset(self._urls())))
 
     def _urls(self) -> list[tuple[str, str | None]]:
         urls: list[tuple[str, str | None]] = []
-        for page_id in sorted(self.pages):
+        for page_id in sorted(self.pages.keys() | self.stale):
             urls.append((f"{self.base_url}/docs/{page_id}", self.lastmod.get(page_id)))
             urls.append((f"{self.base_url}/docs/v2.6.x/{page_id}", None))  # versioned: excluded
             urls.append((f"{self.base_url}/docs/de/{page_id}", None))  # translated: excluded
@@ -183,14 +203,31 @@ class FakeDocsSite:
             return self._record(request, web.Response(status=429, headers=headers), arrived)
         if path in self.errors:
             return self._record(request, web.Response(status=500, text="Internal Server Error"), arrived)
+        if path in self.redirects:
+            response = web.Response(status=302, headers={"Location": self.redirects[path]})
+            return self._record(request, response, arrived)
+        if path in self.bombs:
+            return self._serve(request, gzip_bomb(self.bombs[path]), {"Content-Encoding": "gzip"}, arrived)
+        if path in self.raw:
+            return self._serve(request, self.raw[path], {}, arrived)
         if page_id not in self.pages:
             return self._record(request, web.Response(status=404, text="Not Found"), arrived)
         body, etag = self._render(page_id)
         if request.headers.get("If-None-Match") == etag:
             return self._record(request, web.Response(status=304, headers={"ETag": etag}), arrived)
         headers = {"ETag": etag, "Last-Modified": formatdate(usegmt=True)}
-        response = web.Response(text=body, content_type="text/html", headers=headers)
-        return self._record(request, response, arrived)
+        data = body.encode()
+        if self.compress and "gzip" in request.headers.get("Accept-Encoding", ""):
+            data, headers["Content-Encoding"] = gzip.compress(data), "gzip"
+        return self._serve(request, data, headers, arrived)
+
+    def _serve(
+        self, request: web.Request, body: bytes, headers: dict[str, str], arrived: float
+    ) -> web.Response:
+        charset = self.charsets.get(request.path, "utf-8")
+        headers = headers | {"Content-Type": f"text/html; charset={charset}"}
+        self.bodies_served += 1
+        return self._record(request, web.Response(body=body, headers=headers), arrived)
 
     def _render(self, page_id: str) -> tuple[str, str]:
         source = self.pages[page_id]
@@ -201,6 +238,19 @@ class FakeDocsSite:
             body = render_page(source, sorted(self.pages))
             self._html_cache[page_id] = (source, body)
         return body, '"' + hashlib.sha256(body.encode()).hexdigest()[:16] + '"'
+
+
+@functools.cache
+def gzip_bomb(size: int) -> bytes:
+    """A gzip stream of `size` zero bytes (1 GB packs into about 1 MB), built without ever
+    holding the inflated bytes."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    block = bytes(1 << 20)
+    parts = []
+    for start in range(0, size, len(block)):
+        parts.append(packer.compress(block[: min(len(block), size - start)]))
+    parts.append(packer.flush())
+    return b"".join(parts)
 
 
 def _valid_front_matter(text: str) -> bool:
