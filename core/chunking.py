@@ -15,6 +15,10 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from core.models import Chunk, Page
 
+#: Bump when a change here changes the chunks of an unchanged page: the index fingerprint
+#: (core.fingerprint) then differs and the next `docsbot index` rebuilds the collection.
+CHUNKER_VERSION = 1
+
 # Paragraphs, then fenced-code boundaries, then lines (table rows, code lines), then words.
 _SEPARATORS = ["\n\n", "\n```", "\n", " ", ""]
 
@@ -22,6 +26,7 @@ _SEPARATORS = ["\n\n", "\n```", "\n", " ", ""]
 class Chunker:
     def __init__(self, chunk_size: int = 512, chunk_overlap: int = 51) -> None:
         self.chunk_size = chunk_size
+        self.chunk_overlap = chunk_overlap
         self._splitter = RecursiveCharacterTextSplitter(
             chunk_size=chunk_size,
             chunk_overlap=chunk_overlap,

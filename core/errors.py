@@ -111,3 +111,11 @@ class LLMStreamBrokenError(LLMError):
 
     user_message = "The language model stopped in the middle of the answer."
     code = "llm_stream_broken"
+
+
+class IndexMismatchError(ConfigError):
+    """The index was built with another embedding model than the one configured."""
+
+
+class ReindexBusyError(SourceError):
+    """Another process (or another run in this one) is reindexing the same collection."""

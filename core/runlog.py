@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.errors import SourceError
+from core.errors import ReindexBusyError
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class RunLog:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise SourceError(
+                raise ReindexBusyError(
                     f"another docsbot process is reindexing this collection ({lock_path} is locked); "
                     "try again when it is done"
                 ) from None

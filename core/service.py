@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from core.chunking import Chunker
 from core.config import Settings
 from core.embedding import Embedder, SentenceTransformerEmbedder
-from core.errors import DocsBotError, IndexEmptyError
+from core.errors import DocsBotError, IndexEmptyError, IndexMismatchError
+from core.fingerprint import READER_KEYS, differences
 from core.generation import ChatLLM, LLMBusyError, LLMError, OpenAIChatLLM
 from core.indexer import Indexer
 from core.links import LinkPolicy
@@ -109,6 +110,7 @@ class RagService:
             self.runs,
             max_error_rate=settings.reindex_max_error_rate,
             max_delete_ratio=settings.reindex_max_delete_ratio,
+            timeout=settings.reindex_timeout,
         )
         self._ready = False
         self._job: ReindexJob | None = None
@@ -118,10 +120,23 @@ class RagService:
     async def search(self, question: str, k: int | None = None) -> Retrieval:
         """The best passages for a question, with the retrieval-confidence signal."""
         if not self._ready:
-            self._ready = await asyncio.to_thread(self.store.open)
-            if not self._ready:
+            if not await asyncio.to_thread(self.store.open):
                 raise IndexEmptyError("the collection does not exist yet")
+            await self.check_index()
+            self._ready = True
         return await self.retriever.search(question, k)
+
+    async def check_index(self) -> None:
+        """Raise IndexMismatchError when the index was built with another embedding model than
+        the configured one: its vectors and the questions' would be in different spaces.
+        (`docsbot index` rebuilds such an index by itself; an empty one passes.)"""
+        built = await asyncio.to_thread(self.store.fingerprint)
+        wanted = {"embedding_model": self.embedder.name}
+        if built is not None and (problems := differences(built, wanted, READER_KEYS)):
+            raise IndexMismatchError(
+                f"the index in {self.settings.collection} was built differently ({'; '.join(problems)}): "
+                "run `docsbot index` to rebuild it, or set the setting back"
+            )
 
     async def ask(self, question: str, history: Sequence[Turn] = ()) -> Answer:
         """The whole answer at once (see `stream`)."""

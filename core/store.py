@@ -5,6 +5,14 @@ derives from `search_text`, and the metadata needed to cite it. It works on Milv
 path, the default) and on any Milvus server (an http(s) URI). A server without the BM25 function
 gets a dense-only collection and retrieval falls back to dense search.
 
+Readers never use a collection's own name: COLLECTION is a Milvus *alias* that points at the
+live collection `<COLLECTION>_v<timestamp>`. A full rebuild fills a new collection beside the
+live one (`build_beside`) and `switch_to` moves the alias in one call, then drops the old one,
+so a reader sees the old index or the new one, never a half-built one. An index built by an
+older version (a real collection named COLLECTION) is replaced the same way: the alias takes its
+name once the new collection is complete. Each collection carries the fingerprint of what built
+it (see `core.fingerprint`) as a collection property.
+
 pymilvus's `MilvusClient` is synchronous: the async wrappers in `retrieval`/`indexer` call it
 through `asyncio.to_thread`.
 """
@@ -15,6 +23,8 @@ import contextlib
 import json
 import logging
 import os
+import re
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,7 +51,10 @@ def _pymilvus_sees_no_uri() -> Iterator[None]:
 
 
 with _pymilvus_sees_no_uri():
-    from pymilvus import DataType, Function, FunctionType, MilvusClient, MilvusException
+    # DataType and MilvusException are re-exported for core.lease (imported after the guard above)
+    from pymilvus import DataType as DataType
+    from pymilvus import Function, FunctionType, MilvusClient
+    from pymilvus import MilvusException as MilvusException
 
 log = logging.getLogger(__name__)
 # Milvus Lite has no MVCC timestamp service (AllocTimestamp): on every query_iterator pymilvus
@@ -54,6 +67,7 @@ _TEXT_MAX = 16_384
 _ANALYZER = {"tokenizer": "standard", "filter": ["lowercase"]}
 _OUTPUT_FIELDS = ["id", "page_id", "title", "heading", "url", "text", "search_text", "position", "page_hash"]
 _WRITE_BATCH = 512
+_FINGERPRINT_PROPERTY = "docsbot.fingerprint"
 
 
 def quote(value: str) -> str:
@@ -66,7 +80,7 @@ class ChunkStore:
 
     def __init__(self, client: MilvusClient, collection: str, uri: str) -> None:
         self.client = client
-        self.collection = collection
+        self.collection = collection  # the alias readers use (or a collection being built)
         self.uri = uri
         self.has_sparse = False
         self.dimension: int | None = None
@@ -115,21 +129,86 @@ class ChunkStore:
         self._call(self.client.load_collection, self.collection)
         return True
 
-    def create(self, dimension: int) -> None:
-        """Create and load the collection; BM25 when the server supports it, else dense only."""
+    def fingerprint(self) -> dict[str, Any] | None:
+        """What built the live collection (None: it does not exist, or an older version built it)."""
+        if not self.exists():
+            return None
+        info = self._call(self.client.describe_collection, self.collection)
+        raw = (info.get("properties") or {}).get(_FINGERPRINT_PROPERTY, "")
         try:
-            self._create(dimension, with_bm25=True)
+            value = json.loads(raw) if raw else None
+        except ValueError:
+            log.warning("collection %s: unreadable fingerprint %r", self.collection, raw)
+            return None
+        return value if isinstance(value, dict) else None
+
+    def live_collection(self) -> str | None:
+        """The collection behind the name readers use: the alias's target, the name itself for
+        an index built before aliases (a real collection), or None when there is none."""
+        if not self.exists():
+            return None
+        info = self._call(self.client.describe_collection, self.collection)
+        return str(info.get("collection_name") or self.collection)
+
+    def create(self, dimension: int, fingerprint: dict[str, Any] | None = None) -> None:
+        """Create a new collection and point the alias at it (first index: nothing to replace)."""
+        new = self.build_beside(dimension, fingerprint)
+        self.switch_to(new)
+
+    def build_beside(self, dimension: int, fingerprint: dict[str, Any] | None = None) -> ChunkStore:
+        """A new, empty, loaded collection next to the live one, for a rebuild; readers keep
+        using the live one until `switch_to`."""
+        name = f"{self.collection}_v{time.time_ns() // 1000}"
+        target = ChunkStore(self.client, name, self.uri)
+        target._create_loaded(dimension, fingerprint or {})
+        return target
+
+    def switch_to(self, new: ChunkStore) -> None:
+        """Point the alias at `new` (one Milvus call), then drop the collection it replaced."""
+        old = self.live_collection()
+        if old is None:
+            self._call(self.client.create_alias, new.collection, self.collection)
+        elif old == self.collection:
+            # An index from before aliases holds the alias's name: drop it, then name the new
+            # one (Milvus keeps collection and alias names apart; readers miss for a moment).
+            log.warning("replacing collection %s (built before aliases) by %s", old, new.collection)
+            self._call(self.client.drop_collection, old)
+            self._call(self.client.create_alias, new.collection, self.collection)
+        else:
+            self._call(self.client.alter_alias, new.collection, self.collection)
+            if old != new.collection:
+                self._call(self.client.drop_collection, old)
+        log.info("collection %s now serves as %s (replaced %s)", new.collection, self.collection, old)
+        self.open()
+
+    def drop_orphans(self) -> list[str]:
+        """Drop collections left by a rebuild that never finished (killed, failed to clean up)."""
+        live = self.live_collection()
+        pattern = re.compile(rf"^{re.escape(self.collection)}_v\d+$")
+        orphans = [
+            name for name in self._call(self.client.list_collections) if pattern.match(name) and name != live
+        ]
+        for name in orphans:
+            log.warning("dropping %s, left behind by a rebuild that did not finish", name)
+            self._call(self.client.drop_collection, name)
+        return orphans
+
+    def _create_loaded(self, dimension: int, fingerprint: dict[str, Any]) -> None:
+        """Create and load this collection; BM25 when the server supports it, else dense only."""
+        properties = {_FINGERPRINT_PROPERTY: json.dumps(fingerprint, sort_keys=True)}
+        try:
+            self._create(dimension, with_bm25=True, properties=properties)
             self.has_sparse = True
         except MilvusException as exc:
             log.warning("Milvus rejected the BM25 function (%s); creating a dense-only collection", exc)
             with contextlib.suppress(MilvusException):
                 self.client.drop_collection(self.collection)
-            self._create(dimension, with_bm25=False)
+            self._create(dimension, with_bm25=False, properties=properties)
             self.has_sparse = False
         self.dimension = dimension
         self._call(self.client.load_collection, self.collection)
 
-    def _create(self, dimension: int, with_bm25: bool) -> None:
+    def _create(self, dimension: int, with_bm25: bool, properties: dict[str, str]) -> None:
         schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
         schema.add_field("page_id", DataType.VARCHAR, max_length=512)
@@ -166,11 +245,16 @@ class ChunkStore:
             schema=schema,
             index_params=index,
             consistency_level="Strong",
+            properties=properties,
         )
 
     def drop(self) -> None:
-        if self.exists():
-            self._call(self.client.drop_collection, self.collection)
+        """Drop the alias and the collection behind it (or this collection, when it is one)."""
+        live = self.live_collection()
+        if live is not None and live != self.collection:
+            self._call(self.client.drop_alias, self.collection)
+        if live is not None:
+            self._call(self.client.drop_collection, live)
         self.has_sparse, self.dimension = False, None
 
     # --- writes ------------------------------------------------------------------------------
@@ -207,11 +291,22 @@ class ChunkStore:
     # --- reads -------------------------------------------------------------------------------
 
     def page_hashes(self) -> dict[str, str]:
-        """page id -> content hash of what is indexed (read from each page's first chunk)."""
-        return {
-            row["page_id"]: row["page_hash"]
-            for row in self._iterate("position == 0", ["page_id", "page_hash"])
-        }
+        """page id -> content hash of what is indexed. A page whose chunks carry more than one
+        hash (a run stopped between writing its new chunks and deleting its old ones) maps to
+        "", which matches no content hash, so the next run redoes it."""
+        hashes: dict[str, str] = {}
+        for row in self._iterate("", ["page_id", "page_hash"]):
+            page_id, page_hash = row["page_id"], row["page_hash"]
+            hashes[page_id] = page_hash if hashes.get(page_id, page_hash) == page_hash else ""
+        return hashes
+
+    def chunks_of(self, page_ids: Sequence[str]) -> list[Chunk]:
+        """Every stored chunk of these pages (to carry them into a rebuilt collection)."""
+        chunks: list[Chunk] = []
+        for start in range(0, len(page_ids), 100):
+            ids = ", ".join(quote(p) for p in page_ids[start : start + 100])
+            chunks += [_to_chunk(row) for row in self._iterate(f"page_id in [{ids}]", _OUTPUT_FIELDS)]
+        return sorted(chunks, key=lambda c: (c.page_id, c.position))
 
     def search_texts(self) -> Iterator[str]:
         """Every chunk's indexed text (for the vocabulary)."""

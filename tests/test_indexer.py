@@ -76,17 +76,6 @@ async def test_empty_source_fails_and_deletes_nothing(
     assert status.last_run is not None and status.last_run.outcome == "failed"
 
 
-async def test_model_with_another_dimension_asks_for_a_full_reindex(
-    tmp_path: Path, counting_embedder: CountingEmbedder
-) -> None:
-    async with open_service(make_settings(tmp_path), embedder=counting_embedder) as service:
-        await service.index()
-        service.store.drop()
-        service.store.create(8)  # as if built with another model
-        run = await service.index()
-    assert run.outcome == "failed" and "--full" in run.message
-
-
 _HOLD_LOCK = (
     "import fcntl, sys, time; h = open(sys.argv[1], 'w'); fcntl.flock(h, fcntl.LOCK_EX); "
     "print(1, flush=True); time.sleep(60)"
