@@ -196,7 +196,7 @@ class SlackAdapter:
             await handler.close_async()  # type: ignore[no-untyped-call]
 
     async def _serve_http(self, app: AsyncApp) -> None:
-        runner = web.AppRunner(app.web_app(path="/slack/events"), access_log=None, shutdown_timeout=2.0)
+        runner = web.AppRunner(events_app(app), access_log=None, shutdown_timeout=2.0)
         await runner.setup()
         try:
             site = web.TCPSite(runner, self.settings.slack_http_host, self.settings.slack_http_port)
@@ -574,3 +574,18 @@ async def _safe_respond(respond: AsyncRespond, **message: Any) -> None:
         await respond(**message)
     except Exception as exc:
         log.warning("slack: could not respond: %s", exc)
+
+
+#: The largest request body the Slack HTTP endpoint reads (aiohttp answers 413 beyond it). Slack's
+#: events, commands and interaction payloads are a few KB (a 40,000-character message with blocks
+#: stays well under this); set explicitly, half aiohttp's 1 MiB default.
+SLACK_MAX_REQUEST_BYTES = 512 * 1024
+
+
+def events_app(app: AsyncApp, path: str = "/slack/events") -> web.Application:
+    """bolt's aiohttp endpoint (signature check, dispatch) on an app with an explicit body cap."""
+    from slack_bolt.app.async_server import AsyncSlackAppServer
+
+    web_app = web.Application(client_max_size=SLACK_MAX_REQUEST_BYTES)
+    web_app.router.add_post(path, AsyncSlackAppServer(port=0, path=path, app=app).handle_post_requests)
+    return web_app
