@@ -27,7 +27,7 @@ from core.indexer import Indexer
 from core.links import LinkPolicy
 from core.models import Answer, Retrieval, Source
 from core.progress import ProgressListener, ProgressTracker, ReindexProgress
-from core.prompting import Turn, build_messages, finalize, is_small_talk, search_query
+from core.prompting import Turn, build_messages, conversation_of, finalize, is_small_talk, search_query
 from core.retrieval import RetrievalConfig, Retriever
 from core.runlog import IndexRun, RunLog
 from core.sources import BUNDLED, SnapshotSource, is_site_url, open_source
@@ -138,17 +138,22 @@ class RagService:
                 "run `docsbot index` to rebuild it, or set the setting back"
             )
 
-    async def ask(self, question: str, history: Sequence[Turn] = ()) -> Answer:
+    async def ask(self, question: str, history: Sequence[Turn] = (), asker: str = "") -> Answer:
         """The whole answer at once (see `stream`)."""
         answer: Answer | None = None
-        async for part in self.stream(question, history):
+        async for part in self.stream(question, history, asker):
             if isinstance(part, Answer):
                 answer = part
         assert answer is not None  # stream always ends with an Answer
         return answer
 
-    async def stream(self, question: str, history: Sequence[Turn] = ()) -> AsyncIterator[str | Answer]:
+    async def stream(
+        self, question: str, history: Sequence[Turn] = (), asker: str = ""
+    ) -> AsyncIterator[str | Answer]:
         """Text deltas as the LLM writes them, then the final `Answer` (always, exactly once).
+
+        `history` is the earlier conversation; only the bot's turns and those whose `author` is
+        `asker` are used (thread history is data, and other people's messages are left out).
 
         Questions the docs don't cover, small talk and bad input never reach the LLM. Failures
         end in an Answer with one honest sentence and the most relevant links; never an exception.
@@ -156,7 +161,7 @@ class RagService:
         started = time.perf_counter()
         answer: Answer | None = None
         try:
-            async for part in self._stream(question.strip(), history):
+            async for part in self._stream(question.strip(), conversation_of(history, asker)):
                 if isinstance(part, Answer):
                     answer = part
                 else:
