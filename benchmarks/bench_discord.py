@@ -39,8 +39,8 @@ from typing import Any, TypeVar
 from common import ROOT, percentile_ms
 from pydantic import SecretStr
 
-from bot.common import ChatCore
-from bot.discord_app import DiscordAdapter
+from bot.chat.flow import ChatCore
+from bot.discord.adapter import DiscordAdapter
 from core.config import load_settings
 from core.evaluation import load_questions
 from core.generation import OpenAIChatLLM

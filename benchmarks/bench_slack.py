@@ -32,8 +32,8 @@ import aiohttp
 from common import ROOT, percentile_ms
 from pydantic import SecretStr
 
-from bot.common import ChatCore
-from bot.slack_app import SlackAdapter
+from bot.chat.flow import ChatCore
+from bot.slack.adapter import SlackAdapter
 from core.config import Settings, load_settings
 from core.generation import OpenAIChatLLM
 from core.records import Records

@@ -33,7 +33,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from bot.common import ChatCore, QuestionEvent
+from bot.chat.flow import ChatCore, QuestionEvent
 from core.service import RagService
 
 log = logging.getLogger("docsbot.metrics")

@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.common import ChatCore
+from bot.chat.flow import ChatCore
 from bot.metrics import CONTENT_TYPE, Metrics
 from core.service import RagService
 from core.store import ChunkStore

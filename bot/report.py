@@ -14,7 +14,7 @@ import json
 import sys
 from datetime import UTC, datetime, timedelta
 
-from bot.common import ChatCore
+from bot.chat.flow import ChatCore
 from core.config import Settings
 from core.embedding import SentenceTransformerEmbedder
 from core.records import Records
@@ -43,7 +43,8 @@ async def weekly_report_text(core: ChatCore, days: int = 7) -> str:
     return f"docsbot: the last {days} days\n\n{format_text(report)}"
 
 
-def report_command(settings: Settings, args: argparse.Namespace) -> int:
+async def report_command(settings: Settings, args: argparse.Namespace) -> int:
+    """`docsbot report`: reads the records file only (no Milvus, so no service is opened)."""
     try:
         since = parse_since(args.since)
     except ValueError as exc:
@@ -55,7 +56,7 @@ def report_command(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    report = make_report(settings, since, args.similarity)
+    report = await asyncio.to_thread(make_report, settings, since, args.similarity)
     if args.json:
         print(json.dumps(report.as_dict(), ensure_ascii=False))
     else:
@@ -75,3 +76,4 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=DEFAULT_SIMILARITY,
         help=f"cosine at which questions count as the same gap (default {DEFAULT_SIMILARITY})",
     )
+    report.set_defaults(run=report_command, needs_service=False)

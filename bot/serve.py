@@ -24,7 +24,7 @@ from typing import Protocol
 
 import aiohttp
 
-from bot.common import ChatCore
+from bot.chat.flow import ChatCore
 from bot.metrics import Metrics
 from bot.ops import OpsServer
 from bot.report import weekly_report_text
@@ -89,11 +89,11 @@ def configured_adapters(core: ChatCore) -> list[Adapter]:
     names = adapter_names(core.settings)
     adapters: list[Adapter] = []
     if "slack" in names:
-        from bot.slack_app import SlackAdapter
+        from bot.slack.adapter import SlackAdapter
 
         adapters.append(SlackAdapter(core))
     if "discord" in names:
-        from bot.discord_app import DiscordAdapter
+        from bot.discord.adapter import DiscordAdapter
 
         adapters.append(DiscordAdapter(core))
     return adapters

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 
 @dataclass(frozen=True)
@@ -81,10 +82,22 @@ class Source:
         return self.url.split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1]
 
 
+class Outcome(StrEnum):
+    """How a question ended. A StrEnum, so stored records and logs keep the plain strings."""
+
+    ANSWERED = "answered"  # an answer from the docs, with sources
+    NOT_COVERED = "not_covered"  # the docs don't cover it: a polite decline with the nearest pages
+    SMALL_TALK = "small_talk"  # hello / thanks: a short reply, no search
+    EMPTY = "empty"  # nothing asked: the usage help
+    TOO_LONG = "too_long"  # over MAX_QUESTION_CHARS
+    BUSY = "busy"  # the LLM is overloaded or down: the nearest pages instead
+    ERROR = "error"  # something failed on our side: one honest sentence
+
+
 @dataclass(frozen=True)
 class Answer:
-    """The final result of a question. outcome: answered | not_covered | small_talk | empty |
-    too_long | busy | error. `sources` are the deep links to show under the text."""
+    """The final result of a question: `outcome` is one of `Outcome`'s values; `sources` are
+    the deep links to show under the text."""
 
     text: str
     outcome: str

@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.common import ChatCore
+from bot.chat.flow import ChatCore
 from bot.metrics import Metrics, RunLogCollector
 from bot.ops import NotReady, OpsServer, check_index
 from core.generation import OpenAIChatLLM

@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from bot.common import SHUTTING_DOWN, ChatCore
+from bot.chat.flow import ChatCore
+from bot.chat.texts import SHUTTING_DOWN
 from bot.logs import JsonFormatter, secret_values, setup_logging
 from bot.serve import supervise, wait_for_dependencies
 from core.errors import ConfigError, StoreError

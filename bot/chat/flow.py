@@ -1,12 +1,11 @@
-"""What the Slack and Discord adapters share: rate limits, streaming relay, recording answers.
+"""The question flow both chats share: refuse or answer, stream, record, feedback, drain.
 
 An adapter parses its platform's events, checks permissions and renders; everything else goes
 through one `ChatCore`:
 
     if (refusal := core.refuse(user_id, question)) is not None:
         ... post refusal ...
-    answer, ttft = await core.relay(core.service.stream(question, history), edit_message)
-    answer_id = await core.record("slack", channel, user_id, question, answer, ttft)
+    answer, answer_id = await core.answer("slack", channel, user_id, question, history, edit_message)
 
 Call `refuse` and `relay` from the task that handles the question: at shutdown `drain` waits
 for those tasks (up to SHUTDOWN_GRACE seconds), and `refuse` answers new questions with
@@ -18,19 +17,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot.chat.limits import RateLimiter
+from bot.chat.texts import SHUTTING_DOWN, rate_limited
 from core.config import Settings
 from core.models import Answer
+from core.prompting import Turn
 from core.records import Records
 from core.service import RagService
 
 log = logging.getLogger("docsbot.chat")
 
-SHUTTING_DOWN = "I'm restarting for maintenance; please ask again in a minute."
 #: At shutdown, seconds a task that recorded its answer gets to post the final message.
 FINAL_POST_SECONDS = 2.0
 
@@ -50,28 +50,6 @@ class QuestionEvent:
 
 
 QuestionListener = Callable[[QuestionEvent], None]
-
-
-class RateLimiter:
-    """At most `per_minute` questions per user in any 60-second window (0 = unlimited)."""
-
-    def __init__(self, per_minute: int, window: float = 60.0) -> None:
-        self.per_minute = per_minute
-        self.window = window
-        self._asked: dict[str, deque[float]] = defaultdict(deque)
-
-    def retry_after(self, user_id: str) -> float:
-        """0 when the user may ask now (and counts it), else the seconds until they may."""
-        if not self.per_minute:
-            return 0.0
-        now = time.monotonic()
-        asked = self._asked[user_id]
-        while asked and now - asked[0] >= self.window:
-            asked.popleft()
-        if len(asked) >= self.per_minute:
-            return self.window - (now - asked[0])
-        asked.append(now)
-        return 0.0
 
 
 class ChatCore:
@@ -95,12 +73,24 @@ class ChatCore:
         wait = self.limiter.retry_after(user_id)
         if wait:
             log.info("rate limited user=%s retry_after=%.0fs", user_id, wait)
-            return (
-                f"You're asking faster than I can keep up ({self.settings.user_rate_limit} "
-                f"questions a minute). Please try again in {max(1, round(wait))} seconds."
-            )
+            return rate_limited(self.settings.user_rate_limit, wait)
         self._track()
         return None
+
+    async def answer(
+        self,
+        adapter: str,
+        channel: str,
+        user_id: str,
+        question: str,
+        history: Sequence[Turn],
+        show: Callable[[str], Awaitable[None]],
+    ) -> tuple[Answer, str]:
+        """Stream the service's answer through `show` (throttled, see `relay`) and record it.
+        Returns the final Answer and its answer id ("" when it could not be recorded)."""
+        answer, first_token = await self.relay(self.service.stream(question, history), show)
+        answer_id = await self.record(adapter, channel, user_id, question, answer, first_token)
+        return answer, answer_id
 
     async def relay(
         self,

@@ -4,112 +4,37 @@
     await adapter.run()              # serves until cancelled
 
 The bot asks only for the intents it needs (guilds, guild messages with their content, and DMs
-when DISCORD_ALLOW_DMS is on). Each feature is a cog in its own file: `bot/discord_questions.py`
-(mentions, follow-ups, `/ask`, feedback buttons) and `bot/discord_reindex.py` (`/reindex`).
-Rendering (2000-character parts, sources, progress) is in `bot/discord_render.py`.
-
-DISCORD_API_BASE_URL and DISCORD_GATEWAY_URL point this client at a compatible endpoint (a
-rate-limit-sharing REST proxy, or the fake in the tests). discord.py builds every REST URL from
-the class attribute `Route.BASE` and opens the gateway at `DiscordWebSocket.DEFAULT_GATEWAY`;
-`discord_endpoints` turns both into context-variable lookups, so the URLs follow the task that
-runs a client (each adapter's own), not a process-wide global.
+when DISCORD_ALLOW_DMS is on). Each feature is a cog in its own module of this package:
+`questions.py` (mentions, follow-ups, `/ask`, feedback buttons) and `reindex.py` (`/reindex`).
+Cogs import `DocsBot` for typing only, so nothing imports in a circle. Rendering (2000-character
+parts, sources, progress) is in `render.py`; endpoint overrides in `endpoints.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Iterator
-from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any
 
 import discord
-import yarl
 from discord import app_commands
 from discord.ext import commands
-from discord.gateway import DiscordWebSocket
-from discord.http import Route
 
-from bot.common import ChatCore
-from bot.discord_render import NO_PINGS, split_message
+from bot.chat.flow import ChatCore
+from bot.chat.tasks import InFlight
+from bot.chat.texts import ERROR_SENTENCE
+from bot.discord.endpoints import discord_endpoints
+from bot.discord.interactions import is_expired, reply_privately
+from bot.discord.questions import FeedbackButton, QuestionsCog
+from bot.discord.reindex import ReindexCog
+from bot.discord.render import NO_PINGS, split_message
 from core.config import Settings
 from core.errors import ConfigError
 
 log = logging.getLogger("docsbot.discord")
 
-DISCORD_API = "https://discord.com/api/v10"
-DISCORD_GATEWAY = "wss://gateway.discord.gg/"
-#: What a user sees when something failed on our side (the log has the details).
-ERROR_SENTENCE = "Sorry, something went wrong on my side while doing that; the details are in the bot's log."
-#: Discord's error code for an interaction token that expired (not acknowledged within 3 s).
-UNKNOWN_INTERACTION = 10062
-
-
-# --- endpoints ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Endpoints:
-    api: str  # https://discord.com/api/v10
-    gateway: yarl.URL  # wss://gateway.discord.gg/
-
-
-_DEFAULT_ENDPOINTS = Endpoints(DISCORD_API, yarl.URL(DISCORD_GATEWAY))
-_endpoints: ContextVar[Endpoints] = ContextVar("docsbot_discord_endpoints", default=_DEFAULT_ENDPOINTS)
-
-
-class _ApiBase:
-    """Stands in for `Route.BASE`: the REST base of the client running in this context."""
-
-    def __get__(self, obj: object, owner: type | None = None) -> str:
-        return _endpoints.get().api
-
-
-class _Gateway:
-    """Stands in for `DiscordWebSocket.DEFAULT_GATEWAY`: the gateway of this context's client."""
-
-    def __get__(self, obj: object, owner: type | None = None) -> yarl.URL:
-        return _endpoints.get().gateway
-
-
-@contextlib.contextmanager
-def discord_endpoints(api_base: str, gateway: str = "") -> Iterator[Endpoints]:
-    """Use these Discord endpoints for the discord.py clients run inside this block (and the
-    tasks they start). An empty gateway means Discord's own."""
-    if not isinstance(Route.__dict__.get("BASE"), _ApiBase):
-        Route.BASE = _ApiBase()  # type: ignore[assignment]
-    if not isinstance(DiscordWebSocket.__dict__.get("DEFAULT_GATEWAY"), _Gateway):
-        DiscordWebSocket.DEFAULT_GATEWAY = _Gateway()  # type: ignore[assignment]
-    endpoints = Endpoints(api_base.rstrip("/") or DISCORD_API, yarl.URL(gateway or DISCORD_GATEWAY))
-    token = _endpoints.set(endpoints)
-    try:
-        yield endpoints
-    finally:
-        _endpoints.reset(token)
-
 
 # --- the bot --------------------------------------------------------------------------------
-
-
-def is_expired(error: BaseException) -> bool:
-    """Whether Discord said the interaction is unknown (its 3-second window passed)."""
-    return isinstance(error, discord.NotFound) and error.code == UNKNOWN_INTERACTION
-
-
-async def reply_privately(interaction: discord.Interaction[Any], text: str) -> None:
-    """An ephemeral reply, whether or not the interaction was already acknowledged; never raises."""
-    try:
-        if interaction.response.is_done():
-            await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_PINGS)
-        else:
-            await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
-    except discord.HTTPException as exc:
-        if is_expired(exc):
-            log.warning("interaction expired before I could tell the user: %s", text)
-        else:
-            log.warning("could not reply to an interaction: %s", exc)
 
 
 class DocsTree(app_commands.CommandTree["DocsBot"]):
@@ -147,11 +72,9 @@ class DocsBot(commands.Bot):
         )
         self.core = core
         self.ready = ready or asyncio.Event()
+        self.inflight = InFlight("discord")  # answers being made (waited for at shutdown)
 
     async def setup_hook(self) -> None:
-        from bot.discord_questions import FeedbackButton, QuestionsCog
-        from bot.discord_reindex import ReindexCog
-
         await self.add_cog(QuestionsCog(self, self.core))
         await self.add_cog(ReindexCog(self, self.core))
         # Feedback buttons keep working after a restart: the answer id is in their custom_id.
@@ -198,11 +121,7 @@ class DocsBot(commands.Bot):
 
     async def drain(self, grace: float) -> None:
         """Give the answers in flight up to `grace` seconds to finish (at shutdown)."""
-        cog = self.get_cog("QuestionsCog")
-        inflight: set[asyncio.Task[Any]] = getattr(cog, "inflight", set())
-        if inflight and grace > 0:
-            log.info("waiting up to %.0f s for %d Discord answers in flight", grace, len(inflight))
-            await asyncio.wait(set(inflight), timeout=grace)
+        await self.inflight.wait(grace)
 
 
 class DiscordAdapter:

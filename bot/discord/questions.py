@@ -13,24 +13,27 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.common import ChatCore
-from bot.discord_app import ERROR_SENTENCE, DocsBot, is_expired, reply_privately
-from bot.discord_render import NO_PINGS, answer_parts, preview, sources_embed
+from bot.chat.flow import ChatCore
+from bot.chat.outcomes import is_votable
+from bot.chat.texts import ERROR_SENTENCE, FEEDBACK_THANKS, FEEDBACK_UNKNOWN
+from bot.discord.interactions import is_expired, reply_privately
+from bot.discord.render import NO_PINGS, answer_parts, preview, sources_embed
 from core.prompting import Turn
+
+if TYPE_CHECKING:
+    from bot.discord.adapter import DocsBot
 
 log = logging.getLogger("docsbot.discord")
 
 #: Earlier messages read for a follow-up's history.
 HISTORY_MESSAGES = 8
-#: Outcomes whose answers get feedback buttons.
-VOTED_OUTCOMES = {"answered", "not_covered"}
 DMS_OFF = "I only answer in servers here; ask me in a channel with /ask or a mention."
 
 
@@ -139,7 +142,7 @@ class FeedbackButton(
         except Exception:  # core.feedback does not raise; belt and braces for the user's sake
             log.exception("feedback failed")
             known = False
-        text = "Thanks for the feedback!" if known else "Sorry, I no longer have a record of that answer."
+        text = FEEDBACK_THANKS[self.vote] if known else FEEDBACK_UNKNOWN
         await reply_privately(interaction, text)
 
 
@@ -158,7 +161,6 @@ class QuestionsCog(commands.Cog):
         self.bot = bot
         self.core = core
         self.settings = core.settings
-        self.inflight: set[asyncio.Task[Any]] = set()
         dms = self.settings.discord_allow_dms
         self.ask.allowed_contexts = app_commands.AppCommandContext(guild=True, dm_channel=dms)
 
@@ -173,7 +175,7 @@ class QuestionsCog(commands.Cog):
         follow_up = await self._is_follow_up(message)
         if not (follow_up or message.guild is None or self.bot.user in message.mentions):
             return
-        with self._tracked():
+        with self.bot.inflight.track():
             try:
                 await self._answer_message(message, follow_up)
             except Exception:
@@ -270,7 +272,7 @@ class QuestionsCog(commands.Cog):
         if (refusal := self.core.refuse(user, question)) is not None:
             await reply_privately(interaction, refusal)
             return
-        with self._tracked():
+        with self.bot.inflight.track():
             try:
                 await interaction.response.defer(thinking=True)
             except discord.NotFound as exc:
@@ -287,22 +289,9 @@ class QuestionsCog(commands.Cog):
         self, question: str, history: Sequence[Turn], sink: AnswerSink, channel: str, user: str
     ) -> None:
         """Stream the service's answer into `sink`, record it, and show the final version."""
-        answer, first_token = await self.core.relay(self.core.service.stream(question, history), sink.show)
-        answer_id = await self.core.record("discord", channel, user, question, answer, first_token)
-        view = feedback_view(answer_id) if answer_id and answer.outcome in VOTED_OUTCOMES else None
+        answer, answer_id = await self.core.answer("discord", channel, user, question, history, sink.show)
+        view = feedback_view(answer_id) if answer_id and is_votable(answer.outcome) else None
         await sink.finish(answer_parts(answer), sources_embed(answer.sources), view)
-
-    @contextlib.contextmanager
-    def _tracked(self) -> Iterator[None]:
-        """Count the current task as an answer in flight (waited for at shutdown)."""
-        task = asyncio.current_task()
-        if task is not None:
-            self.inflight.add(task)
-        try:
-            yield
-        finally:
-            if task is not None:
-                self.inflight.discard(task)
 
 
 async def _starter(thread: discord.Thread) -> discord.Message | None:

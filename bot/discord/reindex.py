@@ -9,27 +9,25 @@ DISCORD_ADMIN_USER_IDS. Everyone else gets an ephemeral refusal.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.common import ChatCore
-from bot.discord_app import DocsBot, reply_privately
-from bot.discord_render import NO_PINGS, progress_text, run_text, status_text
+from bot.chat.flow import ChatCore
+from bot.chat.reindex import PROGRESS_INTERVAL, follow
+from bot.discord.interactions import reply_privately
+from bot.discord.render import NO_PINGS, progress_text, run_text, status_text
 from core.config import Settings
-from core.runlog import IndexRun
-from core.service import ReindexJob
+
+if TYPE_CHECKING:
+    from bot.discord.adapter import DocsBot
 
 log = logging.getLogger("docsbot.discord")
 
 REFUSAL = "Sorry, only server managers and the bot's admins can reindex the docs."
-#: Seconds between two edits of the progress message, at least.
-PROGRESS_INTERVAL = 2.0
 
 
 class ReindexCog(commands.Cog):
@@ -85,44 +83,12 @@ class ReindexCog(commands.Cog):
         async def edit(text: str) -> None:
             await interaction.edit_original_response(content=text, allowed_mentions=NO_PINGS)
 
-        run = await follow(job, edit, joined=not started, interval=self.interval)
+        run = await follow(
+            job, edit, lambda progress: progress_text(progress, joined=not started), interval=self.interval
+        )
         try:
             await edit(run_text(run))
         except discord.HTTPException as exc:  # the interaction token lasts 15 minutes
             log.info("could not edit the reindex message (%s); posting the result instead", exc)
             if isinstance(interaction.channel, discord.abc.Messageable):
                 await interaction.channel.send(run_text(run), allowed_mentions=NO_PINGS)
-
-
-async def follow(
-    job: ReindexJob,
-    edit: Callable[[str], Awaitable[None]],
-    *,
-    joined: bool = False,
-    interval: float = PROGRESS_INTERVAL,
-) -> IndexRun:
-    """Show the job's progress through `edit` (only when it changed, at most once per
-    `interval` seconds) until it ends; returns its run record. A failed edit is logged."""
-    changed = asyncio.Event()
-    unsubscribe = job.subscribe(lambda _progress: changed.set())
-    done = asyncio.ensure_future(job.wait())
-    shown = ""
-    try:
-        while not done.done():
-            text = progress_text(job.progress, joined=joined)
-            if text != shown:
-                shown = text
-                try:
-                    await edit(text)
-                except discord.HTTPException as exc:
-                    log.warning("reindex progress edit failed: %s", exc)
-            changed.clear()
-            waiter = asyncio.ensure_future(changed.wait())
-            await asyncio.wait({done, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
-            if not done.done():
-                await asyncio.wait({done}, timeout=interval)
-        return done.result()
-    finally:
-        unsubscribe()
-        done.cancel()  # only this waiter: the job itself is shielded

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
@@ -38,8 +36,12 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.common import ChatCore
-from bot.slack_render import (
+from bot.chat.flow import ChatCore
+from bot.chat.limits import Seen
+from bot.chat.reindex import follow
+from bot.chat.tasks import InFlight
+from bot.chat.texts import FEEDBACK_THANKS, FEEDBACK_UNKNOWN, NOT_ADMIN
+from bot.slack.render import (
     FEEDBACK_DOWN,
     FEEDBACK_UP,
     answer_messages,
@@ -58,16 +60,7 @@ from core.service import ReindexJob
 log = logging.getLogger("docsbot.slack")
 
 PLACEHOLDER = ":mag: Looking through the Milvus docs…"
-NOT_ADMIN = (
-    "Sorry, only the bot's admins can reindex the docs. If the answers look out of date, "
-    "please tell one of them."
-)
 REINDEX_USAGE = "Usage: `/reindex` (start), `/reindex force` (apply refused deletions), `/reindex status`."
-FEEDBACK_THANKS = {
-    1: "Thanks! Glad it helped.",
-    -1: "Thanks for telling me. Answers marked not helpful are reviewed to improve the bot and the docs.",
-}
-FEEDBACK_UNKNOWN = "Thanks, but I no longer have that answer on record, so the vote wasn't stored."
 #: Slack errors that mean the token itself is bad (a configuration problem, not an outage).
 _AUTH_ERRORS = frozenset(
     {
@@ -81,30 +74,6 @@ _AUTH_ERRORS = frozenset(
 )
 #: Seconds per Slack Web API call; retries (429 per Retry-After, 5xx, connection) come on top.
 API_TIMEOUT = 15.0
-
-
-class _Seen:
-    """Keys seen in the last `max_age` seconds (at most `size` of them): event dedupe."""
-
-    def __init__(self, size: int = 10_000, max_age: float = 3600.0) -> None:
-        self.size = size
-        self.max_age = max_age
-        self._seen: OrderedDict[str, float] = OrderedDict()
-
-    def first_time(self, key: str) -> bool:
-        """True the first time `key` comes (and remembers it), False for a repeat."""
-        now = time.monotonic()
-        while self._seen and (
-            len(self._seen) >= self.size or now - next(iter(self._seen.values())) > self.max_age
-        ):
-            self._seen.popitem(last=False)
-        if key in self._seen:
-            return False
-        self._seen[key] = now
-        return True
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._seen
 
 
 class SlackAdapter:
@@ -121,10 +90,10 @@ class SlackAdapter:
         self.port: int | None = None  # the bound HTTP port in http mode (SLACK_HTTP_PORT may be 0)
         self.app: AsyncApp | None = None
         self.client: AsyncWebClient | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._events = _Seen()  # event ids: Slack retries a delivery it thinks was lost
-        self._messages = _Seen()  # channel:ts: one message can arrive as app_mention and message
-        self._threads = _Seen(max_age=7 * 24 * 3600.0)  # channel:thread_ts the bot answered in
+        self._tasks = InFlight("slack")
+        self._events = Seen()  # event ids: Slack retries a delivery it thinks was lost
+        self._messages = Seen()  # channel:ts: one message can arrive as app_mention and message
+        self._threads = Seen(max_age=7 * 24 * 3600.0)  # channel:thread_ts the bot answered in
 
     def _check_settings(self) -> None:
         s = self.settings
@@ -163,7 +132,7 @@ class SlackAdapter:
                     await self._serve_http(self.app)
             finally:
                 self.ready.clear()
-                await self._cancel_tasks()
+                await self._tasks.cancel()
 
     async def _check_token(self, client: AsyncWebClient) -> None:
         try:
@@ -212,23 +181,7 @@ class SlackAdapter:
 
     def _spawn(self, work: Coroutine[Any, Any, None], what: str) -> None:
         """Run `work` as a tracked task (cancelled at shutdown); its failures are logged."""
-
-        async def guarded() -> None:
-            try:
-                await work
-            except Exception:
-                log.exception("slack: %s failed", what)
-
-        task = asyncio.create_task(guarded(), name=f"slack-{what}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _cancel_tasks(self) -> None:
-        tasks = [task for task in self._tasks if not task.done()]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=5.0)
+        self._tasks.spawn(work, what)
 
     # --- the bolt app -----------------------------------------------------------------------
 
@@ -470,15 +423,14 @@ class SlackAdapter:
         return bool(profile.get("is_admin") or profile.get("is_owner") or profile.get("is_primary_owner"))
 
     async def _report_progress(self, job: ReindexJob, channel: str, user: str, respond: AsyncRespond) -> None:
-        """One message in the channel, edited with the progress (at most once per
-        STREAM_EDIT_INTERVAL), then with the outcome."""
+        """One message in the channel, edited with the progress (when it changed, at most once
+        per STREAM_EDIT_INTERVAL), then with the outcome."""
         client = self._client
         title = f":arrows_counterclockwise: Reindex started by <@{user}>"
         ts: str | None = None
+        shown = f"{title}: {job.progress.describe()}"
         try:
-            posted = await client.chat_postMessage(
-                channel=channel, text=f"{title}: {job.progress.describe()}"
-            )
+            posted = await client.chat_postMessage(channel=channel, text=shown)
             ts = str(posted["ts"])
         except SlackApiError as exc:  # not in the channel: report through the response URL instead
             log.warning(
@@ -487,19 +439,18 @@ class SlackAdapter:
             await _safe_respond(
                 respond, text=f"{title}. I'll tell you here when it's done.", response_type="ephemeral"
             )
-        changed = asyncio.Event()
-        unsubscribe = job.subscribe(lambda _progress: changed.set())
-        finished = asyncio.ensure_future(job.wait())
-        try:
-            while not finished.done():
-                await asyncio.wait({finished}, timeout=self.settings.stream_edit_interval)
-                if ts is not None and changed.is_set() and not finished.done():
-                    changed.clear()
-                    await _safe_update(client, channel, ts, f"{title}: {job.progress.describe()}")
-            run = finished.result()
-        finally:
-            unsubscribe()
-            finished.cancel()
+
+        async def edit(text: str) -> None:
+            if ts is not None:
+                await client.chat_update(channel=channel, ts=ts, text=text)
+
+        run = await follow(
+            job,
+            edit,
+            lambda progress: f"{title}: {progress.describe()}",
+            interval=self.settings.stream_edit_interval,
+            shown=shown,
+        )
         text = describe_run(run)
         if ts is not None:
             await _safe_update(client, channel, ts, text)

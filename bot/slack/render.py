@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from bot.chat.outcomes import is_votable
 from core.models import Answer, Source
 
 Block = dict[str, Any]
@@ -29,8 +30,6 @@ FALLBACK_LIMIT = 3000
 
 FEEDBACK_UP = "feedback_up"
 FEEDBACK_DOWN = "feedback_down"
-#: Outcomes whose answers carry 👍/👎 buttons (usage help and small talk don't).
-RATED_OUTCOMES = frozenset({"answered", "not_covered", "error", "busy"})
 
 _FENCE = re.compile(r"```[^\n`]*\n?(.*?)```", re.S)
 _INLINE_CODE = re.compile(r"`[^`\n]+`")
@@ -170,7 +169,7 @@ def answer_messages(answer: Answer, answer_id: str = "", header: str = "") -> li
     elements = source_elements(answer.sources)
     for start in range(0, len(elements), CONTEXT_ELEMENTS):
         blocks.append({"type": "context", "elements": elements[start : start + CONTEXT_ELEMENTS]})
-    if answer_id and answer.outcome in RATED_OUTCOMES:
+    if answer_id and is_votable(answer.outcome):
         blocks.append(feedback_block(answer_id))
     return [blocks[start : start + MAX_BLOCKS] for start in range(0, len(blocks), MAX_BLOCKS)] or [[]]
 

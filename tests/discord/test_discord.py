@@ -21,16 +21,17 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from bot.common import ChatCore
-from bot.discord_app import ERROR_SENTENCE, DiscordAdapter
-from bot.discord_reindex import REFUSAL
-from bot.discord_render import split_message
+from bot.chat.flow import ChatCore
+from bot.chat.texts import ERROR_SENTENCE, FEEDBACK_THANKS, FEEDBACK_UNKNOWN
+from bot.discord.adapter import DiscordAdapter
+from bot.discord.reindex import REFUSAL
+from bot.discord.render import split_message
 from core.generation import OpenAIChatLLM
 from core.records import Records
 from core.service import USAGE, RagService
 
-from .fakes.discord_api import MANAGE_GUILD, FakeDiscord, snowflake, user
-from .fakes.llm_server import FakeLLM
+from ..fakes.discord_api import MANAGE_GUILD, FakeDiscord, snowflake, user
+from ..fakes.llm_server import FakeLLM
 
 QUESTION = "what does M control in an HNSW index?"
 
@@ -378,7 +379,7 @@ async def test_feedback_click_is_stored_even_after_a_restart(
         await discord.wait_until(lambda: bool(discord.rest("POST", rf"/interactions/{click['id']}/.+")))
         (callback,) = discord.rest("POST", rf"/interactions/{click['id']}/.+")
         assert callback.body["type"] == 4 and callback.body["data"]["flags"] == 64
-        assert callback.body["data"]["content"] == "Thanks for the feedback!"
+        assert callback.body["data"]["content"] == FEEDBACK_THANKS[-1]
         (record,) = bot.records.questions()
         assert record.votes == -1 and record.downvotes == 1
         stale = json.loads(
@@ -387,7 +388,7 @@ async def test_feedback_click_is_stored_even_after_a_restart(
         unknown = await discord.click(buttons(stale)[0], stale, author=member())
         await discord.wait_until(lambda: bool(discord.rest("POST", rf"/interactions/{unknown['id']}/.+")))
         (callback,) = discord.rest("POST", rf"/interactions/{unknown['id']}/.+")
-        assert "no longer have a record" in callback.body["data"]["content"]
+        assert callback.body["data"]["content"] == FEEDBACK_UNKNOWN
 
 
 async def test_expired_interaction_is_logged_not_raised(bot: Bot, caplog: pytest.LogCaptureFixture) -> None:
@@ -472,7 +473,7 @@ async def test_endpoints_follow_the_context_of_the_client_that_uses_them() -> No
     from discord.gateway import DiscordWebSocket
     from discord.http import Route
 
-    from bot.discord_app import DISCORD_API, discord_endpoints
+    from bot.discord.endpoints import DISCORD_API, discord_endpoints
 
     async def base_seen_by_a_task() -> str:
         return Route("GET", "/users/@me").url

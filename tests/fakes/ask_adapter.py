@@ -14,7 +14,7 @@ import sys
 
 from aiohttp import web
 
-from bot.common import ChatCore
+from bot.chat.flow import ChatCore
 
 
 class AskAdapter:

@@ -24,9 +24,10 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from bot.common import ChatCore
-from bot.slack_app import NOT_ADMIN, PLACEHOLDER, SlackAdapter
-from bot.slack_render import (
+from bot.chat.flow import ChatCore
+from bot.chat.texts import NOT_ADMIN
+from bot.slack.adapter import PLACEHOLDER, SlackAdapter
+from bot.slack.render import (
     MAX_BLOCKS,
     SECTION_LIMIT,
     answer_messages,
@@ -40,8 +41,8 @@ from core.models import Answer, Source
 from core.records import Records
 from core.service import USAGE, RagService
 
-from .fakes.llm_server import FakeLLM
-from .fakes.slack_api import BOT_ID, BOT_USER_ID, TEAM_ID, FakeSlack
+from ..fakes.llm_server import FakeLLM
+from ..fakes.slack_api import BOT_ID, BOT_USER_ID, TEAM_ID, FakeSlack
 
 SECRET = "test-signing-secret"
 ADMIN = "UADMIN"
@@ -50,7 +51,7 @@ ANSWER = (
     "The **M** parameter sets the maximum number of edges per node in the HNSW graph [1]. "
     "Higher values raise recall and memory use; see `efConstruction` too [1]."
 )
-MANIFEST = Path(__file__).parents[1] / "deploy" / "slack-manifest.yml"
+MANIFEST = Path(__file__).parents[2] / "deploy" / "slack-manifest.yml"
 
 
 def sign(body: bytes, timestamp: int, secret: str = SECRET) -> str:
