@@ -2,7 +2,7 @@
 
     docsbot index [--source PATH|bundled] [--full]
     docsbot chat                      # interactive: each question prints the best passages
-    docsbot ask "question"            # one question, same output
+    docsbot ask [--json] "question"   # one question, same output (or one JSON object)
     docsbot eval --questions FILE [--k N] [--json] [--details FILE]
     docsbot status [--json]
     docsbot serve                     # Slack/Discord bots, reindex schedule, /healthz /readyz /metrics
@@ -159,8 +159,34 @@ async def cmd_ask(service: RagService, args: argparse.Namespace) -> int:
     async with _terminal_llm(service, args.no_llm) as note:
         if note:
             print(note, file=sys.stderr)
-        answer = await _answer(service, " ".join(args.question), ())
-    return 0 if answer.outcome in {"answered", "not_covered", "small_talk"} else 1
+        question = " ".join(args.question)
+        if args.json:
+            answer = await service.ask(question)
+            print(json.dumps(answer_json(answer)))
+        else:
+            answer = await _answer(service, question, ())
+    return ask_exit_status(answer)
+
+
+def answer_json(answer: Answer) -> dict[str, Any]:
+    """`docsbot ask --json`: one object. `cited` says whether the text cites the listed sources
+    with [n] (False when they are only the nearest pages); `error` is null or a short code."""
+    return {
+        "answer": answer.text,
+        "declined": answer.outcome == "not_covered",
+        "sources": [{"url": s.url, "title": s.title, "page_id": s.page_id} for s in answer.sources],
+        "cited": any(f"[{s.number}]" in answer.text for s in answer.sources),
+        "error": answer.error,
+        "outcome": answer.outcome,
+    }
+
+
+def ask_exit_status(answer: Answer) -> int:
+    """0 when the question got its answer, a decline, or the LLM's failure explained with links
+    (the command did its job); 1 for bad input or when the index itself could not be searched."""
+    if answer.outcome in {"answered", "not_covered", "small_talk"}:
+        return 0
+    return 0 if (answer.error or "").startswith("llm_") else 1
 
 
 async def cmd_llm_serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -228,8 +254,10 @@ async def _answer(service: RagService, question: str, history: Sequence[Turn]) -
     if answer.outcome == "answered" and service.llm is None and answer.retrieval is not None:
         print(render_passages(answer.retrieval))
         return answer
-    if not streamed or answer.outcome != "answered":
-        print(answer.text if not streamed else f"\n{answer.text}")
+    if not streamed:
+        print(answer.text)
+    elif answer.outcome != "answered":  # cut off: the part that streamed is on screen already
+        print(f"\n{answer.text.rsplit(chr(10) * 2, 1)[-1]}")
     if answer.sources:
         print("\nSources:")
         for source in answer.sources:
@@ -446,6 +474,11 @@ def _parser() -> argparse.ArgumentParser:
     ask = commands.add_parser("ask", help="answer one question and exit")
     ask.add_argument("question", nargs="+")
     ask.add_argument("--no-llm", action="store_true", help="show the best passages, no generation")
+    ask.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object: answer, declined, sources, cited, error, outcome",
+    )
     ask.set_defaults(run=cmd_ask)
 
     llm = commands.add_parser("llm", help="the embedded local LLM server")

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -104,17 +105,81 @@ def test_chat_streams_cited_answers_from_the_configured_llm(docsbot: Run) -> Non
     assert "they never mention 'podman'" in out  # declined without the LLM
     assert "I answer questions about Milvus" in out  # small talk
     assert len(requests) == 2
-    follow_up = requests[1]["messages"]
-    assert follow_up[1] == {"role": "user", "content": "how do I tune HNSW M?"}
+    follow_up = requests[1]["messages"][-1]["content"]
+    assert '<turn from="asker">\nhow do I tune HNSW M?\n</turn>' in follow_up
 
 
 @pytest.mark.usefixtures("first_index")
 def test_unreachable_llm_is_one_honest_sentence_with_links(docsbot: Run) -> None:
     result = docsbot("ask", "what is knowhere?", LLM_BASE_URL="http://127.0.0.1:9/v1", LLM_MAX_RETRIES="0")
-    assert result.returncode == 1
+    assert result.returncode == 0, result.stderr  # explained, with links: the command did its job
     assert result.stdout.startswith("I couldn't reach the language model just now.")
     assert "https://milvus.io/docs/knowhere.md" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+
+
+ASK_JSON_KEYS = {"answer", "declined", "sources", "cited", "error", "outcome"}
+
+
+@pytest.mark.usefixtures("first_index")
+def test_ask_json_prints_one_object_with_only_docs_links(docsbot: Run) -> None:
+    answer = "Knowhere is the vector engine [1]. Log in at [the docs](https://evil.example/login) <!channel>"
+    with ThreadedFakeLLM(answer=answer) as llm:
+        result = docsbot(
+            "ask", "--json", "what is knowhere?", LLM_BASE_URL=llm.base_url, LLM_MODEL="fake-model"
+        )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert set(data) == ASK_JSON_KEYS
+    assert data["outcome"] == "answered" and data["error"] is None
+    assert data["cited"] is True and data["declined"] is False
+    assert data["answer"].startswith("Knowhere is the vector engine [1]. Log in at the docs @")
+    assert "evil" not in data["answer"] and "<!channel>" not in data["answer"]
+    assert data["sources"][0] == {
+        "url": data["sources"][0]["url"],
+        "title": "Knowhere",
+        "page_id": "knowhere.md",
+    }
+    assert data["sources"][0]["url"].startswith("https://milvus.io/docs/knowhere.md")
+
+
+@pytest.mark.usefixtures("first_index")
+def test_ask_json_declines_with_exit_0_even_with_a_dead_llm(docsbot: Run) -> None:
+    result = docsbot("ask", "--json", "can I run it with podman?", LLM_BASE_URL="http://127.0.0.1:9/v1")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["declined"] is True and data["outcome"] == "not_covered" and data["error"] is None
+    assert data["cited"] is False and data["sources"]
+
+
+@pytest.mark.usefixtures("first_index")
+def test_ask_with_a_trickling_llm_stops_at_llm_timeout_and_exits_0(docsbot: Run) -> None:
+    words = "Knowhere is the vector execution engine [1] " + "and more " * 100  # ~100 s at 0.5 s a token
+    with ThreadedFakeLLM(answer=words, token_delay=0.5) as llm:
+        started = time.monotonic()
+        result = docsbot("ask", "--json", "what is knowhere?", LLM_BASE_URL=llm.base_url, LLM_TIMEOUT="3")
+        took = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["error"] == "llm_timeout" and data["outcome"] == "error"
+    assert data["answer"].startswith("Knowhere is the vector")
+    assert data["answer"].endswith(
+        "(The answer stops here: the language model took too long. The sources below have the rest.)"
+    )
+    assert data["sources"] and took < 45, took  # the whole stream would take ~100 s
+
+
+@pytest.mark.usefixtures("first_index")
+def test_ask_with_a_stream_dropped_midway_shows_the_part_and_one_sentence(docsbot: Run) -> None:
+    words = "Knowhere is the vector execution engine [1] and the rest never arrives"
+    with ThreadedFakeLLM(answer=words, drop_after=5) as llm:
+        result = docsbot("ask", "what is knowhere?", LLM_BASE_URL=llm.base_url, LLM_MAX_RETRIES="0")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(
+        "Knowhere is the vector execution\n\n(The answer stops here: the language model stopped responding."
+    )
+    assert result.stdout.count("Knowhere is the vector execution") == 1
+    assert "Sources:" in result.stdout and "Traceback" not in result.stdout + result.stderr
 
 
 @pytest.mark.usefixtures("first_index")
