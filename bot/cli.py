@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
@@ -89,7 +90,18 @@ async def _with_service(settings: Settings, command: Command, args: argparse.Nam
 
 async def cmd_index(service: RagService, args: argparse.Namespace) -> int:
     bar = _ProgressBar()
-    run = await service.index(args.source, full=args.full, force=args.force, progress=bar.update)
+    loop, this = asyncio.get_running_loop(), asyncio.current_task()
+    assert this is not None
+    loop.add_signal_handler(signal.SIGTERM, this.cancel)  # e.g. a CronJob pod being stopped
+    try:
+        run = await service.index(args.source, full=args.full, force=args.force, progress=bar.update)
+    except asyncio.CancelledError:
+        await service.stop_reindex(service.settings.shutdown_grace)  # the write in flight ends first
+        bar.close()
+        print("docsbot: stopped (SIGTERM); the run is recorded as interrupted", file=sys.stderr)
+        return 143
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
     bar.close()
     summary = (
         f"{run.outcome}: {run.added} added, {run.changed} changed, {run.removed} removed, "
@@ -156,6 +168,7 @@ async def cmd_chat(service: RagService, args: argparse.Namespace) -> int:
 
 
 async def cmd_ask(service: RagService, args: argparse.Namespace) -> int:
+    await service.check_index()  # an index built by another model: one line, exit 1
     async with _terminal_llm(service, args.no_llm) as note:
         if note:
             print(note, file=sys.stderr)

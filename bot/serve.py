@@ -292,6 +292,7 @@ async def _serve(settings: Settings, make_adapters: AdapterFactory, stopping: _S
 
 async def _prepare_index(service: RagService) -> None:
     """Index now when the index is empty, else warm the model up (the first answer is not slow)."""
+    await service.check_index()  # an index built by another model: a clear start-up failure
     if (await service.status()).chunks == 0:
         log.warning(
             "the index is empty: indexing %s now (questions get 'not indexed yet' meanwhile)",
@@ -316,14 +317,9 @@ async def post_weekly_report(core: ChatCore, adapters: Sequence[Adapter]) -> Non
 
 
 async def _stop_reindex(service: RagService) -> None:
-    """Cancel a running reindex (the next run picks up where it stopped: it is incremental)."""
-    job = service.running_reindex
-    if job is None or job.task is None:
-        return
-    log.warning("shutdown interrupts the running reindex (%s); the next run resumes it", job.trigger)
-    job.task.cancel()
-    with contextlib.suppress(BaseException):
-        await asyncio.wait_for(job.task, 5.0)
+    """Stop a running reindex; a Milvus write in flight gets up to SHUTDOWN_GRACE seconds to
+    finish before the lock, the lease and the store are released (the next run resumes it)."""
+    await service.stop_reindex(service.settings.shutdown_grace)
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:

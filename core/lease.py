@@ -69,7 +69,7 @@ class ReindexLease:
     def _take(self) -> None:
         self._ensure_collection()
         current = self._read()
-        if current and current["holder"] != self.holder and current["expires"] > time.time():
+        if current and current["holder"] != self.holder and current["expires_ms"] > _now_ms():
             raise self._busy(current)
         if current and current["holder"] != self.holder:
             log.warning("taking over an expired reindex lease from %s", current["holder"])
@@ -77,7 +77,7 @@ class ReindexLease:
         time.sleep(self.settle)
         current = self._read()
         if not current or current["holder"] != self.holder:
-            raise self._busy(current or {"holder": "another process", "expires": time.time() + self.ttl})
+            raise self._busy(current or {"holder": "another process", "expires_ms": _now_ms()})
         log.info("reindex lease %s taken by %s", self.name, self.holder)
 
     def _renew(self) -> None:
@@ -108,7 +108,7 @@ class ReindexLease:
                 log.warning("the reindex lease could not be renewed: %s", exc)
 
     def _busy(self, current: dict[str, Any]) -> ReindexBusyError:
-        until = datetime.fromtimestamp(float(current["expires"]), UTC).isoformat(timespec="seconds")
+        until = datetime.fromtimestamp(current["expires_ms"] / 1000, UTC).isoformat(timespec="seconds")
         return ReindexBusyError(
             f"another docsbot process ({current['holder']}) is reindexing this collection on the "
             f"same Milvus (its lease runs until {until} unless renewed); try again when it is done"
@@ -116,12 +116,17 @@ class ReindexLease:
 
     def _read(self) -> dict[str, Any] | None:
         rows = self.client.query(
-            self.name, filter=f"id == {quote(_ROW)}", output_fields=["holder", "expires"]
+            self.name, filter=f"id == {quote(_ROW)}", output_fields=["holder", "expires_ms"]
         )
         return dict(rows[0]) if rows else None
 
     def _write(self) -> None:
-        row = {"id": _ROW, "holder": self.holder, "expires": time.time() + self.ttl, "unused": [0.0, 0.0]}
+        row = {
+            "id": _ROW,
+            "holder": self.holder,
+            "expires_ms": _now_ms() + int(self.ttl * 1000),
+            "unused": [0.0, 0.0],
+        }
         self.client.upsert(self.name, [row])
 
     def _ensure_collection(self) -> None:
@@ -131,7 +136,7 @@ class ReindexLease:
         schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=16)
         schema.add_field("holder", DataType.VARCHAR, max_length=512)
-        schema.add_field("expires", DataType.DOUBLE)
+        schema.add_field("expires_ms", DataType.INT64)  # Unix time in ms
         schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)  # Milvus needs a vector field
         index = self.client.prepare_index_params()
         index.add_index("unused", index_type="AUTOINDEX", metric_type="L2")
@@ -140,3 +145,7 @@ class ReindexLease:
                 self.name, schema=schema, index_params=index, consistency_level="Strong"
             )
         self.client.load_collection(self.name)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

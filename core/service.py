@@ -308,6 +308,18 @@ class RagService:
     def running_reindex(self) -> ReindexJob | None:
         return self._job if self._job is not None and not self._job.done else None
 
+    async def stop_reindex(self, grace: float) -> None:
+        """Stop a running reindex (shutdown): it stops at once, but a Milvus write already in
+        flight is waited for, up to `grace` seconds, before its lock and lease are released and
+        the store closes. The run is recorded as interrupted; the next run completes it."""
+        job = self.running_reindex
+        if job is None or job.task is None:
+            return
+        log.warning("shutdown interrupts the running reindex (%s); the next run resumes it", job.trigger)
+        job.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError, DocsBotError):
+            await asyncio.wait_for(job.task, grace)
+
     async def index(
         self,
         source: str | None = None,
@@ -423,4 +435,6 @@ async def open_service(
                 queue_timeout=settings.llm_queue_timeout,
             )
             stack.push_async_callback(llm.close)
-        yield RagService(settings, store, embedder, llm)
+        service = RagService(settings, store, embedder, llm)
+        stack.push_async_callback(service.stop_reindex, settings.shutdown_grace)  # before the store closes
+        yield service

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
 from core.config import Settings
+from core.lease import ReindexLease
 from core.progress import ReindexProgress
 from core.service import open_service
 
 from .conftest import FIXTURE_DOCS, CountingEmbedder, make_settings
 from .fakes.docs_site import FakeDocsSite
+from .test_server_uri import milvus_server  # noqa: F401 (a fixture)
 
 AGENT = "MilvusDocsBot-test/0.1 (+https://example.org/contact)"
 SITE_PAGES = 6  # the fixture pages the fake site publishes
@@ -114,8 +120,9 @@ async def test_a_second_reindex_joins_the_running_one(
         assert phases.index("fetching") < phases.index("embedding") < phases.index("done")
         assert seen[-1].percent == 100 and seen[-1].pages_changed == SITE_PAGES
         assert service.running_reindex is None
-        assert service.start_reindex()[1]  # finished: the next request starts a new run
-        await service.running_reindex.wait()  # type: ignore[union-attr]
+        next_job, started_again = service.start_reindex()
+        assert started_again  # finished: the next request starts a new run
+        await next_job.wait()
 
 
 async def test_readers_get_answers_from_a_consistent_index_during_a_reindex(
@@ -164,3 +171,141 @@ async def test_service_answers_while_the_index_is_rebuilt(
         answer = await service.ask("How do I install Milvus standalone with Docker?")
         assert answer.outcome == "answered" and answer.sources
         await job.wait()
+
+
+# --- reindexing never serves a broken index (issue 12, section 2) -----------------------------
+
+
+async def _until(condition: Callable[[], bool], limit: float = 120) -> None:
+    """Poll: the state changes in another task, thread or process."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_run_past_reindex_timeout_fails_deletes_nothing_and_the_next_starts_clean(
+    tmp_path: Path, site: FakeDocsSite, embedder: CountingEmbedder
+) -> None:
+    async with open_service(site_settings(tmp_path, site), embedder=embedder, generation=False) as service:
+        assert (await service.index()).outcome == "ok"
+        del site.pages["scann.md"]  # this run would delete it
+        site.slow["/docs/hnsw.md"] = 5.0
+        service.indexer.timeout = 1.0
+        started = time.monotonic()
+        run = await service.index()
+        assert time.monotonic() - started < 4.0
+        assert run.outcome == "failed" and "REINDEX_TIMEOUT=1" in run.message and run.removed == 0
+        assert (await service.status()).pages == SITE_PAGES  # nothing deleted
+
+        site.slow.clear()
+        service.indexer.timeout = 3600.0
+        again = await service.index()  # the file lock and the lease were released
+        assert (again.outcome, again.removed) == ("ok", 1)
+
+
+async def test_two_processes_sharing_a_milvus_server_reindex_one_at_a_time(
+    tmp_path: Path,
+    site: FakeDocsSite,
+    embedder: CountingEmbedder,
+    milvus_server: tuple[str, Path],  # noqa: F811 (the fixture imported above)
+) -> None:
+    """Like `docsbot serve` and a `docsbot index` CronJob in another pod: separate DATA_DIRs (the
+    file lock cannot see the other), one Milvus server; the lease in Milvus keeps them apart."""
+    uri, _ = milvus_server
+    site.slow["/docs/hnsw.md"] = 2.0
+    bot_settings = site_settings(tmp_path / "bot", site, milvus_uri=uri)
+    cron_settings = site_settings(tmp_path / "cron", site, milvus_uri=uri)
+    async with (
+        open_service(bot_settings, embedder=embedder, generation=False) as bot,
+        open_service(cron_settings, embedder=embedder, generation=False) as cron,
+    ):
+        job, _ = bot.start_reindex(trigger="schedule")
+        await _until(lambda: job.progress.phase != "starting")  # the bot holds the lease
+        refused = await cron.index()
+        assert refused.outcome == "failed" and "another docsbot process" in refused.message
+        assert "same Milvus" in refused.message and job.progress.phase != "done"
+        assert (await job.wait()).outcome == "ok"
+
+        site.slow.clear()
+        again = await cron.index()  # released at the end of the bot's run
+        assert (again.outcome, again.unchanged) == ("ok", SITE_PAGES)
+
+
+async def test_an_expired_lease_is_taken_over_and_a_live_one_is_respected(
+    tmp_path: Path, embedder: CountingEmbedder
+) -> None:
+    async with open_service(make_settings(tmp_path), embedder=embedder, generation=False) as service:
+        other = ReindexLease(service.store, ttl=600)  # another process, alive
+        await asyncio.to_thread(other._ensure_collection)
+        await asyncio.to_thread(other._write)
+        busy = await service.index()
+        assert busy.outcome == "failed" and other.holder in busy.message
+
+        crashed = ReindexLease(service.store, ttl=0.01)  # another process that died
+        await asyncio.to_thread(crashed._write)
+        await asyncio.sleep(0.1)  # its lease expired
+        run = await service.index()
+        assert run.outcome == "ok" and run.added == 7
+
+
+async def test_an_alias_switch_is_observed_by_a_concurrent_reader_as_old_then_new(
+    tmp_path: Path, site: FakeDocsSite, embedder: CountingEmbedder
+) -> None:
+    async with open_service(site_settings(tmp_path, site), embedder=embedder, generation=False) as service:
+        assert (await service.index()).outcome == "ok"
+        old_hash = service.store.chunks_of(["hnsw.md"])[0].page_hash
+        for page_id in list(site.pages):
+            site.pages[page_id] = site.pages[page_id].replace("Milvus", "Milvus (vector database)")
+        job, _ = service.start_reindex(full=True)
+        seen: list[str] = []  # per search: "old" or "new" (the hnsw.md hits' page hash)
+        while not job.done:
+            result = await service.search("What does M control in HNSW?")
+            hashes = {h.chunk.page_hash for h in result.hits if h.chunk.page_id == "hnsw.md"}
+            assert service.is_covered(result) and len(hashes) == 1  # never empty, never mixed
+            seen.append("old" if hashes == {old_hash} else "new")
+        run = await job.wait()
+        assert run.outcome == "ok" and "rebuilt (--full)" in run.message
+        final = await service.search("What does M control in HNSW?")
+        assert {h.chunk.page_hash for h in final.hits if h.chunk.page_id == "hnsw.md"} != {old_hash}
+        # the old index until the switch, then only the new one: one flip, never back
+        assert seen and seen[0] == "old" and seen.count("old") >= 3
+        flips = [i for i in range(1, len(seen)) if seen[i] != seen[i - 1]]
+        assert len(flips) <= 1 and (not flips or seen[flips[0]] == "new")
+
+
+async def test_sigterm_during_a_cli_reindex_records_it_interrupted_and_the_next_run_completes(
+    tmp_path: Path, site: FakeDocsSite, embedder: CountingEmbedder
+) -> None:
+    settings = site_settings(tmp_path, site)
+    site.slow["/docs/hnsw.md"] = 60.0
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("MILVUS_", "DOCS_", "REINDEX_"))},
+        "PYTHONPATH": str(Path(__file__).parent.parent),
+        "MILVUS_URI": settings.milvus_uri,
+        "DATA_DIR": str(settings.data_dir),
+        "COLLECTION": settings.collection,
+        "DOCS_SOURCE": site.docs_url,
+        "CRAWL_USER_AGENT": AGENT,
+        "SHUTDOWN_GRACE": "10",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "index", env=env, cwd=tmp_path, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        await _until(lambda: any(r.path == "/docs/hnsw.md" for r in site.requests))
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 143, stderr.decode()[-2000:]
+    assert "recorded as interrupted" in stderr.decode() and "Traceback" not in stderr.decode()
+
+    site.slow.clear()
+    async with open_service(settings, embedder=embedder, generation=False) as service:
+        last = service.last_run()
+        assert last is not None and last.outcome == "failed" and last.message.startswith("interrupted")
+        run = await service.index()  # not refused: the lease was released, not left to expire
+        assert run.outcome == "ok" and run.added == SITE_PAGES
