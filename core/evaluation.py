@@ -8,7 +8,6 @@ on out-of-scope questions, overall and per kind.
 from __future__ import annotations
 
 import json
-import re
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import SourceError
-from core.models import Answer, Retrieval
+from core.models import Retrieval
 
 OUT_OF_SCOPE = "out_of_scope"
 
@@ -151,38 +150,3 @@ def format_report(summary: dict[str, Any]) -> str:
         lines += [f"  {m['id']} rank={m['rank']} got={m['got']}  {m['question']}" for m in summary["misses"]]
     return "\n".join(lines)
 
-
-_NOT_COVERED = re.compile(
-    r"(don't|do not|doesn't|does not) (seem to )?cover|couldn't find|could not find|"
-    r"no information|not mentioned",
-    re.I,
-)
-
-
-async def evaluate_answers(
-    questions: list[Question], ask: Callable[[str], Awaitable[Answer]]
-) -> dict[str, Any]:
-    """End-to-end answers: declines (by the gate or by the model saying the docs don't cover
-    it), the share of answered in-scope questions citing a relevant page, and answer times."""
-    rows = []
-    for q in questions:
-        answer = await ask(q.question)
-        declined = answer.outcome != "answered" or bool(_NOT_COVERED.search(answer.text))
-        cited_pages = {s.url.rsplit("/", 1)[-1].split("#")[0] for s in answer.sources}
-        rows.append((q, answer, declined, bool(cited_pages & set(q.relevant_pages))))
-    in_scope = [r for r in rows if r[0].kind != OUT_OF_SCOPE]
-    out_scope = [r for r in rows if r[0].kind == OUT_OF_SCOPE]
-    answered = [r for r in in_scope if not r[2]]
-    seconds = sorted(r[1].seconds for r in rows)
-    return {
-        "n": len(in_scope),
-        "decline_in_scope": round(sum(r[2] for r in in_scope) / max(1, len(in_scope)), 3),
-        "decline_out_of_scope": round(sum(r[2] for r in out_scope) / max(1, len(out_scope)), 3),
-        "cited_relevant": round(sum(r[3] for r in answered) / max(1, len(answered)), 3),
-        "errors": sum(r[1].outcome in {"error", "busy"} for r in rows),
-        "answer_seconds_p50": round(seconds[len(seconds) // 2], 2) if seconds else 0.0,
-        "answers": [
-            {"id": q.id, "outcome": a.outcome, "declined": d, "cited_relevant": c, "text": a.text[:300]}
-            for q, a, d, c in rows
-        ],
-    }
