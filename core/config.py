@@ -167,6 +167,20 @@ class Settings(BaseSettings):
     slack_admin_user_ids: str = Field("", description="Comma-separated user ids allowed to /reindex.")
     slack_workspace_admins_can_reindex: bool = Field(False)
     slack_ask_ephemeral: bool = Field(False, description="/ask answers visible only to the asker.")
+    slack_streaming: str = Field(
+        "native",
+        pattern="^(native|edits)$",
+        description="native: chat.startStream/appendStream/stopStream (falls back per workspace); "
+        "edits: post a message and edit it as the answer streams.",
+    )
+    slack_auto_reply_channels: str = Field(
+        "", description="Comma-separated channel ids where top-level questions are answered unasked."
+    )
+    slack_escalation_usergroup: str = Field(
+        "",
+        pattern="^(S[A-Z0-9]+)?$",
+        description="User group id (S...) that 'Still need help?' mentions; empty: no such button.",
+    )
 
     # --- Discord -------------------------------------------------------------------------------
     discord_token: SecretStr = Field(SecretStr(""), description="Bot token; Discord starts when set.")

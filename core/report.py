@@ -7,6 +7,10 @@ Knowledge gaps are the questions the docs did not cover (declined) or whose answ
 down, grouped by meaning: each question is embedded and joins the first group whose centroid is
 at least `similarity` (cosine) close, else starts a new one. Big groups first: they are the pages
 the docs are missing or the answers that need fixing.
+
+Privacy: the report quotes (slowest answers, gaps, thumbs-down comments) only questions asked in
+public channels; questions from DMs, private channels or unknown places count in the numbers
+but their text never appears.
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from core.embedding import Embedder
-from core.records import QuestionRecord
+from core.records import VOTE_REASONS, QuestionRecord
 
 #: Outcomes that are real questions (small talk, empty and too-long messages are not).
 QUESTION_OUTCOMES = {"answered", "not_covered", "busy", "error"}
 DECLINED = "not_covered"
+#: The only channel kind whose questions a report may quote.
+QUOTABLE = "public"
 #: Cosine at which two questions count as the same gap (all-MiniLM-L6-v2 and bge: paraphrases
 #: score 0.7-0.95, different topics of the same docs 0.3-0.6).
 DEFAULT_SIMILARITY = 0.7
@@ -78,6 +84,9 @@ class Report:
     per_day: list[Day] = field(default_factory=list)
     slowest: list[SlowAnswer] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
+    escalations: int = 0  # answers whose asker pressed "still need help?" / "needs a human"
+    downvote_reasons: dict[str, int] = field(default_factory=dict)  # reason -> thumbs down giving it
+    comments: list[str] = field(default_factory=list)  # free text of thumbs down (public only)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -120,7 +129,9 @@ def build_report(
     days: dict[str, list[QuestionRecord]] = {}
     for r in real:
         days.setdefault(r.asked_at.astimezone(UTC).date().isoformat(), []).append(r)
-    gap_records = [r for r in real if r.outcome == DECLINED or r.downvotes]
+    public = [r for r in real if r.channel_kind == QUOTABLE]
+    gap_records = [r for r in public if r.outcome == DECLINED or r.downvotes]
+    reasons = Counter(reason for r in real for reason, _details in r.reasons)
     return Report(
         since=since.isoformat(timespec="seconds"),
         until=until.isoformat(timespec="seconds"),
@@ -147,9 +158,12 @@ def build_report(
         ],
         slowest=[
             SlowAnswer(r.asked_at.isoformat(timespec="seconds"), r.adapter, r.outcome, r.seconds, r.question)
-            for r in sorted(real, key=lambda r: r.seconds, reverse=True)[:slowest]
+            for r in sorted(public, key=lambda r: r.seconds, reverse=True)[:slowest]
         ],
         gaps=knowledge_gaps(gap_records, embedder, similarity)[:max_gaps],
+        escalations=sum(1 for r in real if r.escalated),
+        downvote_reasons={reason: reasons[reason] for reason in VOTE_REASONS if reasons[reason]},
+        comments=[details for r in public for _reason, details in r.reasons if details][-max_gaps:],
     )
 
 
@@ -211,7 +225,11 @@ def format_text(report: Report) -> str:
         f"thumbs down: {report.downvoted} of {report.answers_with_feedback} answers with feedback "
         f"({_pct(report.downvote_rate)})",
         f"latency: p50 {report.p50_seconds:.1f} s, p95 {report.p95_seconds:.1f} s",
+        f"handed to a person (still need help): {report.escalations}",
     ]
+    if report.downvote_reasons:
+        lines.append(f"thumbs-down reasons: {_pairs(report.downvote_reasons)}")
+        lines += [f"  - {_short(comment)}" for comment in report.comments[-5:]]
     if report.per_day:
         lines += ["", "per day:      questions  declined  errors  thumbs-down"]
         lines += [

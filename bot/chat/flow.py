@@ -85,11 +85,16 @@ class ChatCore:
         question: str,
         history: Sequence[Turn],
         show: Callable[[str], Awaitable[None]],
+        channel_kind: str = "unknown",
     ) -> tuple[Answer, str]:
         """Stream the service's answer through `show` (throttled, see `relay`) and record it.
-        Returns the final Answer and its answer id ("" when it could not be recorded)."""
-        answer, first_token = await self.relay(self.service.stream(question, history), show)
-        answer_id = await self.record(adapter, channel, user_id, question, answer, first_token)
+        Only the asker's and the bot's own turns of `history` reach the LLM (turns carry their
+        author). `channel_kind` (public / private / dm / unknown) decides whether reports may
+        quote the question. Returns the final Answer and its answer id ("" when unrecorded)."""
+        answer, first_token = await self.relay(self.service.stream(question, history, user_id), show)
+        answer_id = await self.record(
+            adapter, channel, user_id, question, answer, first_token, channel_kind=channel_kind
+        )
         return answer, answer_id
 
     async def relay(
@@ -137,11 +142,15 @@ class ChatCore:
         question: str,
         answer: Answer,
         first_token_seconds: float | None = None,
+        *,
+        channel_kind: str = "unknown",
     ) -> str:
         """Store the question and answer (for feedback and reports), log one line, tell the
         listeners (metrics). Returns the answer id for the feedback buttons; never raises."""
         try:
-            answer_id = await self.records.arecord_answer(adapter, channel, user_id, question, answer)
+            answer_id = await self.records.arecord_answer(
+                adapter, channel, user_id, question, answer, channel_kind
+            )
         except Exception:
             log.exception("could not record the answer")
             answer_id = ""
@@ -202,6 +211,43 @@ class ChatCore:
         for listener in self.feedback_listeners:
             listener(vote)
         return known
+
+    async def reason(self, answer_id: str, user_id: str, reason: str, details: str = "") -> bool:
+        """Store why a user gave an answer a thumbs down (the 👎 dialog). False: not stored."""
+        try:
+            known = await self.records.arecord_reason(answer_id, user_id, reason, details)
+        except Exception:
+            log.exception("could not record the reason of a thumbs down")
+            return False
+        log.info("feedback reason answer_id=%s user=%s reason=%s known=%s", answer_id, user_id, reason, known)
+        return known
+
+    async def escalate(self, answer_id: str, adapter: str, channel: str, thread: str, user_id: str) -> bool:
+        """Record that `user_id` asked for a person in this thread. True the first time (post
+        the one ping then); False when it already was, or could not be recorded."""
+        try:
+            first = await self.records.arecord_escalation(answer_id, adapter, channel, thread, user_id)
+        except Exception:
+            log.exception("could not record an escalation")
+            return False
+        log.info(
+            "escalation adapter=%s channel=%s thread=%s answer_id=%s user=%s first=%s",
+            adapter,
+            channel,
+            thread,
+            answer_id,
+            user_id,
+            first,
+        )
+        return first
+
+    async def is_escalated(self, adapter: str, channel: str, thread: str) -> bool:
+        """Whether a person was asked to help in this thread (the bot stays quiet there)."""
+        try:
+            return await self.records.ais_escalated(adapter, channel, thread)
+        except Exception:
+            log.exception("could not read the escalations")
+            return False
 
     @property
     def in_flight(self) -> int:

@@ -39,7 +39,7 @@ WHY_DETAILS = "Anything else? (optional)"
 WHY_THANKS = "Thanks, noted. It helps us fix the answer and the docs."
 #: The "still need help?" button and what happens after it.
 ESCALATE_LABEL = "Still need help?"
-ESCALATED = "{people} {asker} still needs help with this question; I'll leave this thread to you."
+ESCALATED = "{people} this question still needs a person's help. I'll stay out of this thread from here."
 ESCALATED_ALREADY = "A person has already been asked to help in this thread."
 ESCALATION_OFF = "Sorry, no team is set up to take questions from here; please ask in the channel."
 

@@ -2,6 +2,8 @@
 
     messages = answer_messages(answer, answer_id)   # [[block, ...], ...]: usually one message
     text = streaming_text(partial_markdown)        # what an in-progress edit shows
+    blocks = closing_blocks(answer, answer_id)      # sources + buttons under a native stream
+    view = why_modal(answer_id, channel, thread)    # the 👎 dialog
 
 Model output is untrusted: `&`, `<` and `>` are escaped everywhere (so `<!channel>`, `<!here>`
 and `<@U123>` in an answer are shown, never triggered) and bare `@here`/`@channel`/`@everyone`
@@ -10,11 +12,19 @@ get an invisible joiner. Links we build ourselves are the only `<...>` markup th
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from bot.chat.outcomes import is_votable
+from bot.chat.texts import (
+    ESCALATE_LABEL,
+    WHY_DETAILS,
+    WHY_QUESTION,
+    WHY_REASONS,
+    WHY_TITLE,
+)
 from core.models import Answer, Source
 
 Block = dict[str, Any]
@@ -30,6 +40,11 @@ FALLBACK_LIMIT = 3000
 
 FEEDBACK_UP = "feedback_up"
 FEEDBACK_DOWN = "feedback_down"
+ESCALATE = "escalate"
+#: The 👎 dialog's callback id and its two inputs (block id = action id).
+WHY_VIEW = "why_not_helpful"
+WHY_REASON = "reason"
+WHY_TEXT = "details"
 
 _FENCE = re.compile(r"```[^\n`]*\n?(.*?)```", re.S)
 _INLINE_CODE = re.compile(r"`[^`\n]+`")
@@ -136,8 +151,9 @@ def source_elements(sources: Sequence[Source]) -> list[Block]:
     return elements
 
 
-def feedback_block(answer_id: str) -> Block:
-    return {
+def feedback_block(answer_id: str, escalate: bool = False) -> Block:
+    """👍/👎 (and "Still need help?" when a user group takes escalations) for one answer."""
+    block: Block = {
         "type": "actions",
         "block_id": "feedback",
         "elements": [
@@ -155,9 +171,70 @@ def feedback_block(answer_id: str) -> Block:
             },
         ],
     }
+    if escalate:
+        block["elements"].append(
+            {
+                "type": "button",
+                "action_id": ESCALATE,
+                "text": {"type": "plain_text", "text": f"🙋 {ESCALATE_LABEL}", "emoji": True},
+                "value": answer_id,
+            }
+        )
+    return block
 
 
-def answer_messages(answer: Answer, answer_id: str = "", header: str = "") -> list[list[Block]]:
+def closing_blocks(answer: Answer, answer_id: str = "", escalate: bool = False) -> list[Block]:
+    """What ends a natively streamed answer (chat.stopStream's blocks): the sources as context
+    links, then the buttons. The answer text itself was streamed."""
+    blocks: list[Block] = []
+    elements = source_elements(answer.sources)
+    for start in range(0, len(elements), CONTEXT_ELEMENTS):
+        blocks.append({"type": "context", "elements": elements[start : start + CONTEXT_ELEMENTS]})
+    if answer_id and is_votable(answer.outcome):
+        blocks.append(feedback_block(answer_id, escalate))
+    return blocks[:MAX_BLOCKS]
+
+
+def why_modal(answer_id: str, channel: str = "", thread: str = "") -> Block:
+    """The 👎 dialog: a required reason and optional free text. `private_metadata` carries the
+    answer id and where to say thanks."""
+    options = [
+        {"text": {"type": "plain_text", "text": label}, "value": value}
+        for value, label in WHY_REASONS.items()
+    ]
+    return {
+        "type": "modal",
+        "callback_id": WHY_VIEW,
+        "private_metadata": json.dumps({"answer_id": answer_id, "channel": channel, "thread": thread}),
+        "title": {"type": "plain_text", "text": WHY_TITLE},
+        "submit": {"type": "plain_text", "text": "Send"},
+        "close": {"type": "plain_text", "text": "Skip"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": WHY_REASON,
+                "label": {"type": "plain_text", "text": WHY_QUESTION},
+                "element": {"type": "radio_buttons", "action_id": WHY_REASON, "options": options},
+            },
+            {
+                "type": "input",
+                "block_id": WHY_TEXT,
+                "optional": True,
+                "label": {"type": "plain_text", "text": WHY_DETAILS},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": WHY_TEXT,
+                    "multiline": True,
+                    "max_length": 1000,
+                },
+            },
+        ],
+    }
+
+
+def answer_messages(
+    answer: Answer, answer_id: str = "", header: str = "", escalate: bool = False
+) -> list[list[Block]]:
     """The final answer as one or more messages of blocks (more only past 50 blocks): text
     sections, then the sources as context blocks of links, then the feedback buttons.
     `header` (already mrkdwn, e.g. "<@U1> asked: ...") goes first as a context line."""
@@ -170,7 +247,7 @@ def answer_messages(answer: Answer, answer_id: str = "", header: str = "") -> li
     for start in range(0, len(elements), CONTEXT_ELEMENTS):
         blocks.append({"type": "context", "elements": elements[start : start + CONTEXT_ELEMENTS]})
     if answer_id and is_votable(answer.outcome):
-        blocks.append(feedback_block(answer_id))
+        blocks.append(feedback_block(answer_id, escalate))
     return [blocks[start : start + MAX_BLOCKS] for start in range(0, len(blocks), MAX_BLOCKS)] or [[]]
 
 
@@ -178,6 +255,13 @@ def fallback_text(answer: Answer) -> str:
     """The plain `text` sent along with the blocks (shown in notifications)."""
     text = to_mrkdwn(answer.text)
     return text if len(text) <= FALLBACK_LIMIT else text[: FALLBACK_LIMIT - 1] + "…"
+
+
+def defuse(markdown: str) -> str:
+    """Model Markdown for a native stream (`markdown_text`): Slack's special `<...>` sequences
+    (`<!channel>`, `<@U1>`, `<#C1>`, `<!subteam^S1>`) and bare broadcast words can't trigger."""
+    markdown = re.sub(r"<([!@#])", "<\u2060\\1", markdown)
+    return _BROADCAST.sub(lambda m: "@\u2060" + m.group(1), markdown)
 
 
 def streaming_text(partial: str, limit: int = SECTION_LIMIT) -> str:

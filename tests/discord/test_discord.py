@@ -496,7 +496,12 @@ async def test_weekly_report_is_posted_to_the_report_channel_without_pings(bot: 
         update={"report_channel": f"discord:{bot.discord.channel_id}"}
     )
     await bot.core.record(
-        "discord", "1", "2", "can I run it on podman @everyone?", Answer("no", "not_covered")
+        "discord",
+        "1",
+        "2",
+        "can I run it on podman @everyone?",
+        Answer("no", "not_covered"),
+        channel_kind="public",  # reports quote only public questions
     )
     await post_weekly_report(bot.core, [bot.adapter])
     [call] = bot.discord.rest("POST", rf"/channels/{bot.discord.channel_id}/messages")

@@ -7,6 +7,14 @@ returns what the bot posted), and faults are injected per method (429 with Retry
     slack.calls_to("chat.update")      # [Call(method, args, at), ...]
     await slack.send_envelope({...})    # Socket Mode: deliver an envelope to the connected app
 
+Native streaming (`chat.startStream` / `appendStream` / `stopStream`) keeps a message in a
+"streaming" state: appends and the stop are refused once it stopped, a stream outside a DM needs
+`recipient_user_id` and `recipient_team_id`, and `streaming_error` makes `startStream` fail the
+way an old workspace or an Enterprise policy does (e.g. "unknown_method"), per team when
+`streaming_refused_teams` is set. `assistant.threads.setStatus` statuses are kept per thread,
+`views.open` views are kept, and `conversations.info` tells public (C...), private (G... or any
+id in `private_channels`) and DM (D...) channels apart.
+
 Modelled on bolt-python's tests/mock_web_api_server (canned `auth.test`, recorded requests),
 but speaking aiohttp on a free port so the real `AsyncWebClient` and `AsyncApp` talk to it.
 """
@@ -46,6 +54,12 @@ class FakeSlack:
     not_in_channel: set[str] = field(default_factory=set)
     faults: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
     latency: float = 0.0  # seconds every Web API call takes
+    streaming_error: str = ""  # chat.startStream / assistant.threads.setStatus fail with it
+    streaming_refused_teams: set[str] = field(default_factory=set)  # ... only for these teams
+    statuses: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # (channel, thread) -> set
+    views: list[dict[str, Any]] = field(default_factory=list)  # views.open
+    private_channels: set[str] = field(default_factory=set)
+    expired_triggers: set[str] = field(default_factory=set)
     acks: dict[str, dict[str, Any]] = field(default_factory=dict)  # Socket Mode envelope_id -> ack
     base_url: str = ""
     _runner: web.AppRunner | None = None
@@ -179,6 +193,110 @@ class FakeSlack:
             message["blocks"] = args["blocks"]
         return {"ok": True, "channel": key[0], "ts": key[1], "text": message["text"]}
 
+    # --- native streaming and the assistant status ----------------------------------------------
+
+    def _refuses_streaming(self, args: dict[str, Any]) -> bool:
+        if not self.streaming_error:
+            return False
+        team = str(args.get("recipient_team_id", ""))
+        return not self.streaming_refused_teams or team in self.streaming_refused_teams
+
+    def _assistant_threads_setStatus(self, args: dict[str, Any], token: str) -> dict[str, Any]:
+        if self._refuses_streaming(args) and not self.streaming_refused_teams:
+            return {"ok": False, "error": self.streaming_error}
+        for name in ("channel_id", "thread_ts", "status"):
+            if name not in args:
+                return {"ok": False, "error": "invalid_arguments", "missing": name}
+        key = (str(args["channel_id"]), str(args["thread_ts"]))
+        self.statuses.setdefault(key, []).append(str(args["status"]))
+        return {"ok": True}
+
+    def _chat_startStream(self, args: dict[str, Any], token: str) -> dict[str, Any]:
+        if self._refuses_streaming(args):
+            return {"ok": False, "error": self.streaming_error}
+        channel = str(args.get("channel", ""))
+        if not channel or not args.get("thread_ts"):
+            return {"ok": False, "error": "invalid_arguments"}
+        if channel in self.not_in_channel:
+            return {"ok": False, "error": "not_in_channel"}
+        if not channel.startswith("D"):  # channels need to know who the stream is for
+            if not args.get("recipient_team_id"):
+                return {"ok": False, "error": "missing_recipient_team_id"}
+            if not args.get("recipient_user_id"):
+                return {"ok": False, "error": "missing_recipient_user_id"}
+        ts = self.new_ts()
+        message = {
+            "type": "message",
+            "user": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "ts": ts,
+            "thread_ts": str(args["thread_ts"]),
+            "text": _stream_text(args),
+            "streaming": True,
+        }
+        self.messages[(channel, ts)] = message
+        self.statuses.pop((channel, str(args["thread_ts"])), None)  # a reply clears the status
+        return {"ok": True, "channel": channel, "ts": ts}
+
+    def _streaming_message(self, args: dict[str, Any]) -> dict[str, Any] | str:
+        key = (str(args.get("channel", "")), str(args.get("ts", "")))
+        if key not in self.messages:
+            return "message_not_found"
+        message = self.messages[key]
+        if not message.get("streaming"):
+            return "message_not_in_streaming_state"
+        return message
+
+    def _chat_appendStream(self, args: dict[str, Any], token: str) -> dict[str, Any]:
+        message = self._streaming_message(args)
+        if isinstance(message, str):
+            return {"ok": False, "error": message}
+        text = _stream_text(args)
+        if not text:
+            return {"ok": False, "error": "invalid_arguments"}
+        message["text"] += text
+        return {"ok": True, "channel": args["channel"], "ts": message["ts"]}
+
+    def _chat_stopStream(self, args: dict[str, Any], token: str) -> dict[str, Any]:
+        message = self._streaming_message(args)
+        if isinstance(message, str):
+            return {"ok": False, "error": message}
+        message["text"] += _stream_text(args)
+        message["streaming"] = False
+        if args.get("blocks"):
+            blocks = args["blocks"]
+            message["blocks"] = json.loads(blocks) if isinstance(blocks, str) else blocks
+        return {"ok": True, "channel": args["channel"], "ts": message["ts"], "message": message}
+
+    def _views_open(self, args: dict[str, Any], token: str) -> dict[str, Any]:
+        trigger = str(args.get("trigger_id", ""))
+        if not trigger or trigger in self.expired_triggers:
+            return {"ok": False, "error": "expired_trigger_id"}
+        view = args.get("view")
+        view = json.loads(view) if isinstance(view, str) else view
+        if not isinstance(view, dict) or view.get("type") != "modal":
+            return {"ok": False, "error": "invalid_arguments"}
+        self.views.append(view)
+        return {"ok": True, "view": {"id": f"V{len(self.views)}", **view}}
+
+    def _conversations_info(self, args: dict[str, Any], token: str) -> dict[str, Any]:
+        channel = str(args.get("channel", ""))
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        is_im = channel.startswith("D")
+        private = channel.startswith("G") or channel in self.private_channels
+        return {
+            "ok": True,
+            "channel": {
+                "id": channel,
+                "is_channel": not is_im and not private,
+                "is_group": private,
+                "is_im": is_im,
+                "is_mpim": False,
+                "is_private": private or is_im,
+            },
+        }
+
     def _chat_postEphemeral(self, args: dict[str, Any], token: str) -> dict[str, Any]:
         return {"ok": True, "message_ts": self.new_ts()}
 
@@ -226,3 +344,15 @@ class FakeSlack:
 
     async def send_envelope(self, envelope: dict[str, Any]) -> None:
         await self._sockets[-1].send_json(envelope)
+
+
+def _stream_text(args: dict[str, Any]) -> str:
+    """The text a stream call carries: `markdown_text`, or its markdown_text chunks."""
+    text = str(args.get("markdown_text") or "")
+    chunks = args.get("chunks") or []
+    if isinstance(chunks, str):
+        chunks = json.loads(chunks)
+    for chunk in chunks:
+        if chunk.get("type") == "markdown_text":
+            text += str(chunk.get("text", ""))
+    return text
