@@ -3,7 +3,8 @@
 - `/healthz`: 200 while the process runs (the Docker HEALTHCHECK and liveness probes).
 - `/readyz`: 200 when it can answer: Milvus reachable with the collection loaded and not empty,
   the LLM server reachable (`GET {LLM_BASE_URL}/models`), and not shutting down. Each check has
-  its own timeout; the JSON body says which failed and why, with status 503.
+  its own timeout; the JSON body says which failed and why in one sentence, with status 503
+  (exception text goes to the log only).
 - `/metrics`: the Prometheus text format (bot/metrics.py).
 
 It binds 127.0.0.1 by default: put a reverse proxy or the scraper on the same host/network.
@@ -23,6 +24,7 @@ from aiohttp import web
 
 from bot.chat.flow import ChatCore
 from bot.metrics import CONTENT_TYPE, Metrics
+from core.errors import StoreError
 from core.service import RagService
 from core.store import ChunkStore
 
@@ -115,26 +117,30 @@ class OpsServer:
         """Run every readiness check concurrently, each bounded by `check_timeout`."""
         names = ["milvus", "llm"]
         results = await asyncio.gather(
-            self._timed(lambda: check_index(self.service.store)),
-            self._timed(self._check_llm),
+            self._timed("Milvus", lambda: check_index(self.service.store)),
+            self._timed("the LLM server", self._check_llm),
         )
         checks = dict(zip(names, results, strict=True))
         if self.core is not None and self.core.draining:
             checks["shutdown"] = Check(False, "shutting down: not taking new questions", 0.0)
         return checks
 
-    async def _timed(self, probe: Callable[[], Awaitable[str]]) -> Check:
+    async def _timed(self, what: str, probe: Callable[[], Awaitable[str]]) -> Check:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.check_timeout):
                 detail = await probe()
             ok = True
         except TimeoutError:
-            ok, detail = False, f"no answer within {self.check_timeout:g} s"
+            ok, detail = False, f"{what} did not answer within {self.check_timeout:g} s"
         except NotReady as exc:
             ok, detail = False, str(exc)
-        except Exception as exc:
-            ok, detail = False, f"{type(exc).__name__}: {exc}"[:300]
+        except StoreError as exc:
+            log.warning("readiness: %s: %s", what, exc)
+            ok, detail = False, f"{what} is not reachable"
+        except Exception:
+            log.warning("readiness check of %s failed", what, exc_info=True)
+            ok, detail = False, f"the {what} check failed; the log has the details"
         return Check(ok, detail, round(time.perf_counter() - started, 3))
 
     async def _check_llm(self) -> str:
@@ -150,7 +156,8 @@ class OpsServer:
                     raise NotReady(f"LLM server at {base} answered {response.status}")
                 await response.read()
         except aiohttp.ClientError as exc:
-            raise NotReady(f"LLM server at {base} is unreachable: {exc}") from exc
+            log.info("readiness: the LLM server at %s: %r", base, exc)
+            raise NotReady(f"LLM server at {base} is unreachable") from exc
         return f"LLM server at {base} is up"
 
 

@@ -3,8 +3,9 @@
 REINDEX_CRON (crontab, default daily at 04:00 with up to REINDEX_JITTER seconds of jitter) or
 REINDEX_INTERVAL (hours) picks the schedule; both empty/zero disables it. The job only starts
 the service's single-flight reindex, so a scheduled run and an admin's `/reindex` never crawl
-twice at once: whichever comes second joins the first. With REPORT_CHANNEL set, `docsbot
-serve` also adds the weekly report (Mondays 09:00 UTC) to the same scheduler.
+twice at once: whichever comes second joins the first. `docsbot serve` also adds daily
+housekeeping (records retention pruning, 03:30 UTC) and, with REPORT_CHANNEL set, the weekly
+report (Mondays 09:00 UTC) to the same scheduler.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ log = logging.getLogger("docsbot.scheduler")
 MISFIRE_GRACE = 3600
 #: When the weekly report is posted (REPORT_CHANNEL).
 WEEKLY_REPORT = CronTrigger(day_of_week="mon", hour=9, minute=0, timezone="UTC")
+#: When the daily housekeeping jobs run (records retention pruning).
+DAILY = CronTrigger(hour=3, minute=30, timezone="UTC")
 
 
 def reindex_trigger(settings: Settings) -> BaseTrigger | None:
@@ -63,6 +66,15 @@ class ReindexScheduler:
             coalesce=True,
             misfire_grace_time=MISFIRE_GRACE,
         )
+
+    def add_daily(self, job_id: str, job: Callable[[], Awaitable[None]]) -> None:
+        """Also run `job` every day at 03:30 UTC (call before `start`)."""
+        self._scheduler.add_job(
+            job, DAILY, id=job_id, max_instances=1, coalesce=True, misfire_grace_time=MISFIRE_GRACE
+        )
+
+    def job_ids(self) -> list[str]:
+        return [job.id for job in self._scheduler.get_jobs()]
 
     def start(self) -> None:
         if self.trigger is None:

@@ -1,10 +1,13 @@
 """`docsbot serve`: the long-running process with the chat adapters and the reindex schedule.
 
-Start-up, in order: check that at least one adapter is configured, wait (bounded backoff, logging
-what it waits for) until Milvus and the LLM server answer, open the service and the records
-store, start the ops server (/healthz /readyz /metrics), index if the index is empty (else warm
-up the model), start the reindex schedule, then run each adapter under a supervisor: a crash is
-logged and the adapter restarted with backoff, without touching the others.
+Start-up serves at once: check that at least one adapter is configured, open the service (a
+Milvus server is connected in the background) and the records store, start the ops server
+(/healthz /readyz /metrics), the schedule (reindex, daily records pruning, weekly report) and
+each adapter under a supervisor (a crash is logged and the adapter restarted with backoff,
+without touching the others). Then, in the background, `start_up` waits (backoff, logging what
+it waits for) until a Milvus server answers and for the LLM server, and indexes an empty index
+(else warms the model up). Meanwhile questions get one honest sentence (with links once the
+index is up) and /readyz names what is missing.
 
 SIGTERM or SIGINT: stop taking new questions (they get a short "restarting" reply), give the
 ones in flight SHUTDOWN_GRACE seconds, cancel the rest, then close everything in reverse order
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from functools import partial
@@ -30,7 +34,8 @@ from bot.ops import OpsServer
 from bot.report import weekly_report_text
 from bot.scheduler import ReindexScheduler
 from core.config import Settings
-from core.errors import ConfigError, StoreError, StoreLockedError
+from core.deferred_client import DeferredMilvusClient
+from core.errors import ConfigError, StoreLockedError
 from core.records import Records
 from core.service import RagService, open_service
 from core.store import ChunkStore
@@ -39,19 +44,12 @@ log = logging.getLogger("docsbot.serve")
 
 #: Restart backoff for a crashed adapter: 1, 2, 4 ... capped at this many seconds.
 MAX_RESTART_DELAY = 60.0
-#: Start-up waits at most this long for Milvus (then exits 1) and the LLM (then starts anyway:
-#: answers fall back to links, /readyz says the LLM is down).
+#: After this long without an LLM server, start-up logs a warning and stops probing (answers
+#: fall back to links until it is up; /readyz checks it on every call). Milvus is waited for
+#: as long as it takes.
 DEPENDENCY_WAIT = 300.0
 #: Backoff between dependency probes: 1, 2, 4 ... capped at this many seconds.
 MAX_PROBE_DELAY = 15.0
-
-
-class MilvusUnavailableError(StoreError):
-    """Milvus did not come up during start-up (the message names the URI and the wait)."""
-
-    @property
-    def user_message(self) -> str:  # type: ignore[override]
-        return str(self)
 
 
 class Adapter(Protocol):
@@ -139,35 +137,52 @@ async def open_chat_core(settings: Settings, service: RagService) -> AsyncIterat
 # --- start-up: wait for the dependencies -------------------------------------------------------
 
 
-async def wait_for_dependencies(
-    settings: Settings, *, max_wait: float = DEPENDENCY_WAIT, first_delay: float = 1.0
-) -> None:
-    """Wait until a Milvus server (Milvus Lite needs no waiting) and the LLM server answer.
+async def start_up(settings: Settings, service: RagService, milvus: DeferredMilvusClient | None) -> None:
+    """What `serve` does in the background once the chats are up: connect a Milvus server
+    (retrying until it answers), index an empty index or warm the model up, and wait for the
+    LLM server (which only logs: answers fall back to links while it is down)."""
+    llm = asyncio.create_task(wait_for_llm(settings), name="wait-for-llm")
+    try:
+        if milvus is not None:
+            await connect_milvus(settings, milvus)
+        await _prepare_index(service)
+        await llm
+    finally:
+        llm.cancel()
 
-    Milvus still down after `max_wait` seconds: StoreError (the process exits 1 and its
-    supervisor, e.g. Docker, restarts it). The LLM still down: a warning, and serve goes on.
-    """
-    waits = []
-    if "://" in settings.milvus_uri:
-        waits.append(
-            _wait_until("Milvus", settings.milvus_uri, _milvus_probe(settings), max_wait, first_delay)
-        )
-    waits.append(
-        _wait_until("the LLM server", settings.llm_base_url, _llm_probe(settings), max_wait, first_delay)
+
+async def wait_for_llm(
+    settings: Settings, *, max_wait: float = DEPENDENCY_WAIT, first_delay: float = 1.0
+) -> bool:
+    """Wait until the LLM server answers; False, with a warning, after `max_wait` seconds."""
+    ok = await _wait_until(
+        "the LLM server", settings.llm_base_url, _llm_probe(settings), max_wait, first_delay
     )
-    milvus_ok, *rest = await asyncio.gather(*waits)
-    llm_ok = rest[0] if rest else milvus_ok
-    if "://" in settings.milvus_uri and not milvus_ok:
-        raise MilvusUnavailableError(
-            f"Milvus at {settings.milvus_uri} did not answer within {max_wait:.0f} s"
-        )
-    if not llm_ok:
+    if not ok:
         log.warning(
-            "the LLM server at %s did not answer within %.0f s: starting anyway (answers fall back to "
+            "the LLM server at %s did not answer within %.0f s: serving anyway (answers fall back to "
             "links until it is up; /readyz reports it)",
             settings.llm_base_url,
             max_wait,
         )
+    return ok
+
+
+async def connect_milvus(
+    settings: Settings, client: DeferredMilvusClient, *, first_delay: float = 1.0
+) -> None:
+    """Connect `client` to the Milvus server, retrying with backoff for as long as it takes
+    (questions get "the search index is not available right now" meanwhile)."""
+
+    async def probe() -> None:
+        await asyncio.wait_for(asyncio.to_thread(client.connect), settings.milvus_timeout + 5)
+
+    await _wait_until("Milvus", _without_password(settings.milvus_uri), probe, math.inf, first_delay)
+
+
+def _without_password(uri: str) -> str:
+    scheme, sep, rest = uri.partition("://")
+    return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else uri
 
 
 async def _wait_until(
@@ -196,25 +211,6 @@ async def _wait_until(
         if attempt > 1:
             log.info("%s at %s is up", what, where)
         return True
-
-
-def _milvus_probe(settings: Settings) -> Callable[[], Awaitable[None]]:
-    async def probe() -> None:
-        def connect() -> None:
-            store = ChunkStore.connect(
-                settings.milvus_uri,
-                settings.collection,
-                settings.milvus_token.get_secret_value(),
-                settings.milvus_timeout,
-            )
-            try:
-                store.exists()
-            finally:
-                store.close()
-
-        await asyncio.wait_for(asyncio.to_thread(connect), settings.milvus_timeout + 5)
-
-    return probe
 
 
 def _llm_probe(settings: Settings) -> Callable[[], Awaitable[None]]:
@@ -251,10 +247,14 @@ async def serve(settings: Settings, adapters: AdapterFactory | None = None) -> i
 
 
 async def _serve(settings: Settings, make_adapters: AdapterFactory, stopping: _StopSignal) -> int:
-    if not await stopping.unless_stopped(wait_for_dependencies(settings)):
-        return 0
     async with contextlib.AsyncExitStack() as stack:
-        service = await stack.enter_async_context(open_service(settings))
+        milvus, store = None, None
+        if "://" in settings.milvus_uri:  # a server: connected in the background by start_up
+            milvus = DeferredMilvusClient(
+                settings.milvus_uri, settings.milvus_token.get_secret_value(), settings.milvus_timeout
+            )
+            store = ChunkStore(milvus.as_milvus_client(), settings.collection, settings.milvus_uri)
+        service = await stack.enter_async_context(open_service(settings, store=store))
         core = await stack.enter_async_context(open_chat_core(settings, service))
         adapters = make_adapters(core)
         metrics = Metrics()
@@ -266,11 +266,10 @@ async def _serve(settings: Settings, make_adapters: AdapterFactory, stopping: _S
         else:
             log.info("ops server off (OPS_PORT=0)")
         stack.push_async_callback(_stop_reindex, service)
-        if not await stopping.unless_stopped(_prepare_index(service)):
-            return 0
         scheduler = ReindexScheduler(settings, service)
         if settings.report_channel:
             scheduler.add_weekly_report(partial(post_weekly_report, core, adapters))
+        scheduler.add_daily("prune-records", partial(prune_records, core.records))
         scheduler.start()
         stack.callback(scheduler.shutdown)
         tasks = [
@@ -281,8 +280,10 @@ async def _serve(settings: Settings, make_adapters: AdapterFactory, stopping: _S
         ]
         stack.push_async_callback(_cancel, tasks)
         log.info("serving: %s", ", ".join(adapter.name for adapter in adapters))
-        failed = await stopping.wait_or_fail(tasks)
-        if failed is not None:  # an adapter's configuration is invalid: no restart helps
+        starting = asyncio.create_task(start_up(settings, service, milvus), name="start-up")
+        stack.push_async_callback(_cancel, [starting])
+        failed = await stopping.wait_or_fail([*tasks, starting])
+        if failed is not None:  # invalid configuration (an adapter's, the index's): no restart helps
             raise failed
         cancelled = await core.drain(0.0 if stopping.hurry else settings.shutdown_grace)
         log.info("shutting down (%d question(s) cancelled)", cancelled)
@@ -301,6 +302,15 @@ async def _prepare_index(service: RagService) -> None:
         service.start_reindex(trigger="startup")
     else:
         await service.warm_up()
+
+
+async def prune_records(records: Records) -> None:
+    """The daily retention job: delete records older than RECORDS_RETENTION_DAYS; never raises."""
+    try:
+        removed = await asyncio.to_thread(records.prune)
+        log.info("records retention: %d question(s) older than the retention period deleted", removed)
+    except Exception:
+        log.exception("pruning the records failed")
 
 
 async def post_weekly_report(core: ChatCore, adapters: Sequence[Adapter]) -> None:
@@ -359,31 +369,19 @@ class _StopSignal:
         log.info("%s: stopping (new questions are turned away, answers in flight may finish)", sig.name)
         self.event.set()
 
-    async def unless_stopped(self, work: Awaitable[None]) -> bool:
-        """Run `work`; False (and `work` cancelled) if a stop signal comes first."""
-        task = asyncio.ensure_future(work)
-        stop = asyncio.ensure_future(self.event.wait())
-        try:
-            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-        if task.done():
-            task.result()  # re-raise its failure
-            return True
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        log.info("stopped during start-up")
-        return False
-
     async def wait_or_fail(self, tasks: list[asyncio.Task[None]]) -> BaseException | None:
-        """Wait for a stop signal, or for a supervisor to end (only a ConfigError ends one)."""
+        """Wait for a stop signal, or for one of `tasks` to fail (its exception is returned).
+        A task that ends normally (start-up) is simply done; supervisors end only on a
+        ConfigError."""
+        pending = set(tasks)
         stop = asyncio.ensure_future(self.event.wait())
         try:
-            await asyncio.wait({stop, *tasks}, return_when=asyncio.FIRST_COMPLETED)
+            while not stop.done():
+                done, _ = await asyncio.wait({stop, *pending}, return_when=asyncio.FIRST_COMPLETED)
+                for task in done - {stop}:
+                    pending.discard(task)  # type: ignore[arg-type]
+                    if not task.cancelled() and task.exception() is not None:
+                        return task.exception()
         finally:
             stop.cancel()
-        for task in tasks:
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                return task.exception()
         return None

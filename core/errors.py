@@ -61,6 +61,13 @@ class IndexEmptyError(DocsBotError):
     code = "index_empty"
 
 
+class IndexBuildingError(IndexEmptyError):
+    """A question was asked while the first index is being built (e.g. right after start-up)."""
+
+    user_message = "I'm still indexing the Milvus docs; please ask again in a few minutes."
+    code = "index_building"
+
+
 class JudgeError(DocsBotError):
     """The answer judge (JUDGE_BASE_URL) failed or replied with something that is not the strict
     JSON verdict object. `docsbot eval --answers` counts it per question and goes on."""

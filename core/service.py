@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from core.chunking import Chunker
 from core.config import Settings
 from core.embedding import Embedder, SentenceTransformerEmbedder
-from core.errors import DocsBotError, IndexEmptyError, IndexMismatchError
+from core.errors import DocsBotError, IndexBuildingError, IndexEmptyError, IndexMismatchError
 from core.fingerprint import READER_KEYS, differences
 from core.generation import ChatLLM, LLMBusyError, LLMError, OpenAIChatLLM
 from core.indexer import Indexer
@@ -121,6 +121,8 @@ class RagService:
         """The best passages for a question, with the retrieval-confidence signal."""
         if not self._ready:
             if not await asyncio.to_thread(self.store.open):
+                if self.running_reindex is not None:
+                    raise IndexBuildingError("the collection does not exist yet; a reindex is running")
                 raise IndexEmptyError("the collection does not exist yet")
             await self.check_index()
             self._ready = True
@@ -404,16 +406,20 @@ async def open_service(
     llm: ChatLLM | None = None,
     *,
     generation: bool = True,
+    store: ChunkStore | None = None,
 ) -> AsyncIterator[RagService]:
-    """Build the service from settings; every resource is closed in reverse order on exit."""
+    """Build the service from settings; every resource is closed in reverse order on exit.
+    `store`: use this one instead of connecting now (`docsbot serve` passes one whose Milvus
+    client connects in the background); it is closed on exit too."""
     async with contextlib.AsyncExitStack() as stack:
-        store = await asyncio.to_thread(
-            ChunkStore.connect,
-            settings.milvus_uri,
-            settings.collection,
-            settings.milvus_token.get_secret_value(),
-            settings.milvus_timeout,
-        )
+        if store is None:
+            store = await asyncio.to_thread(
+                ChunkStore.connect,
+                settings.milvus_uri,
+                settings.collection,
+                settings.milvus_token.get_secret_value(),
+                settings.milvus_timeout,
+            )
         stack.callback(store.close)
         embedder = embedder or SentenceTransformerEmbedder(
             settings.embedding_model,
