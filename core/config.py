@@ -88,7 +88,9 @@ class Settings(BaseSettings):
     llm_temperature: float = Field(0.2, ge=0, le=2)
     llm_top_p: float = Field(0.95, gt=0, le=1)
     llm_max_tokens: int = Field(512, gt=0, le=8192)
-    llm_timeout: float = Field(60.0, gt=0, description="Seconds per LLM request (connect/read).")
+    llm_timeout: float = Field(
+        60.0, gt=0, description="Seconds for a whole answer, first byte to last (retries included)."
+    )
     llm_max_retries: int = Field(1, ge=0, le=5)
     llm_concurrency: int = Field(4, gt=0, le=256, description="Requests in flight to the LLM.")
     llm_queue_timeout: float = Field(30.0, gt=0, description="Wait for a free slot before 'busy'.")
