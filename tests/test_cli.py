@@ -234,3 +234,44 @@ def test_missing_source_is_one_line_not_a_traceback(docsbot: Run) -> None:
 def test_chat_on_an_empty_index_says_what_to_do(docsbot: Run) -> None:
     result = docsbot("chat", stdin="", COLLECTION="nothing_here")
     assert result.returncode == 1 and "run `docsbot index` first" in result.stderr
+
+
+@pytest.mark.usefixtures("first_index")
+def test_eval_answers_adds_fact_scores_beside_the_retrieval_keys(docsbot: Run, tmp_path: Path) -> None:
+    from .fakes.judge_server import ThreadedFakeJudge
+
+    questions = tmp_path / "answers.jsonl"
+    row = {
+        "id": "a1",
+        "question": "what does M control in an HNSW index?",
+        "relevant_pages": ["hnsw.md"],
+        "answer_facts": [
+            "M is the maximum number of edges per node, in [2, 2048]",
+            "it trades memory for recall",
+        ],
+        "kind": "parameter",
+    }
+    questions.write_text(json.dumps(row) + "\n")
+    verdicts = {"verdicts": [{"fact": 1, "verdict": "supported"}, {"fact": 2, "verdict": "missing"}]}
+    with (
+        ThreadedFakeLLM(answer="M is the maximum number of edges per node [1], from 2 to 2048.") as llm,
+        ThreadedFakeJudge([json.dumps(verdicts)]) as judge,
+    ):
+        result = docsbot(
+            "eval", "--questions", str(questions), "--answers", "--json",
+            LLM_BASE_URL=llm.base_url, LLM_MODEL="fake-model",
+            JUDGE_BASE_URL=judge.base_url, JUDGE_MODEL="judge-model",
+        )  # fmt: skip
+        judged = list(judge.requests)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    retrieval_keys = {"n", "hit@1", "hit@5", "mrr@10", "decline_out_of_scope", "decline_in_scope", "per_kind"}
+    assert retrieval_keys <= set(data) and data["hit@1"] == 1.0
+    assert data["model"] == "fake-model" and data["answers_n"] == 1
+    assert data["fact_proxy"] == 1.0 and data["facts_scored_by_proxy"] == 1  # 2 and 2048; fact 2 is prose
+    assert data["cited_relevant"] == 1.0 and data["answer_decline_in_scope"] == 0.0
+    assert data["answer_seconds_p50"] > 0 and data["answer_seconds_p95"] >= data["answer_seconds_p50"]
+    assert data["judge_model"] == "judge-model" and data["judge_errors"] == 0
+    assert data["judge_supported"] == 0.5 and data["judge_missing"] == 0.5
+    assert data["judge_contradicted"] == 0.0
+    assert len(judged) == 1 and "from 2 to 2048" in judged[0]["messages"][1]["content"]
