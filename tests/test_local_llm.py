@@ -5,6 +5,7 @@ path shared with vLLM), not answer quality."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import socket
@@ -18,7 +19,17 @@ import pytest
 from core import vllm_engine
 from core.errors import DocsBotError, EngineUnavailableError
 from core.generation import OpenAIChatLLM
-from core.local_llm import local_llm_server, resolve_model, server_command
+from core.local_llm import (
+    PACKAGED_MODELS,
+    QWEN_CODER_0_5B,
+    QWEN_CODER_1_5B,
+    PackagedModel,
+    is_installed,
+    local_llm_server,
+    packaged_model_path,
+    resolve_model,
+    server_command,
+)
 from core.models import Answer
 from core.service import RagService
 from core.vllm_engine import vllm_command, vllm_environment
@@ -140,3 +151,54 @@ def test_llm_serve_vllm_without_vllm_exits_1_with_one_line_and_opens_no_milvus(t
     assert result.stderr.strip().splitlines()[-1].startswith("docsbot: vLLM is not installed")
     assert "Traceback" not in result.stderr and result.stdout == ""
     assert not (tmp_path / "milvus.db").exists()
+
+
+# --- packaged models: parts joined in order, checked against the upstream sha256 ---------------
+
+
+def _fake_parts(root: Path, monkeypatch: pytest.MonkeyPatch, chunks: list[bytes]) -> tuple[str, ...]:
+    """Part packages laid out like the real ones: `get_part_path()` names the piece."""
+    names = []
+    for n, chunk in enumerate(chunks, start=1):
+        package = root / f"fake_model_part{n}"
+        (package / "data").mkdir(parents=True)
+        (package / "data" / f"part{n:02d}.bin").write_bytes(chunk)
+        (package / "__init__.py").write_text(
+            "import os\n"
+            "def get_part_path():\n"
+            f"    return os.path.join(os.path.dirname(__file__), 'data', 'part{n:02d}.bin')\n"
+        )
+        names.append(package.name)
+    monkeypatch.syspath_prepend(str(root))
+    return tuple(names)
+
+
+def test_packaged_parts_are_joined_in_order_and_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chunks = [b"GGUF" + b"a" * 100, b"b" * 50, b"c" * 7]
+    parts = _fake_parts(tmp_path / "site", monkeypatch, chunks)
+    whole = b"".join(chunks)
+    good = PackagedModel(
+        "fake", "demo-model-fake", parts, "fake.gguf", hashlib.sha256(whole).hexdigest(), len(whole)
+    )
+    path = packaged_model_path(tmp_path / "data", good)
+    assert path.read_bytes() == whole and path.with_suffix(".ok").exists()
+    assert is_installed(good)
+
+    bad = PackagedModel("bad", "demo-model-bad", parts, "bad.gguf", "0" * 64, len(whole))
+    with pytest.raises(DocsBotError, match="failed its sha256 check; reinstall the demo-model-bad extra"):
+        packaged_model_path(tmp_path / "data", bad)
+    assert not list((tmp_path / "data" / "models").glob("bad.*"))  # no half-checked file left behind
+
+    missing = PackagedModel("gone", "demo-model-gone", ("no_such_part_pkg",), "gone.gguf", "0" * 64, 1)
+    assert not is_installed(missing)
+    with pytest.raises(DocsBotError, match=r"needs no-such-part-pkg: .*\[local-llm,demo-model-gone\]"):
+        packaged_model_path(tmp_path / "data", missing)
+
+
+def test_the_packaged_models_are_the_upstream_qwen_files() -> None:
+    # sha256 and sizes of Qwen/Qwen2.5-Coder-{1.5B,0.5B}-Instruct-GGUF's q4_k_m files
+    assert {m.extra for m in PACKAGED_MODELS} == {"demo-model-large", "demo-model-small"}
+    assert QWEN_CODER_1_5B.size == 1_117_320_768 and len(QWEN_CODER_1_5B.parts) == 22
+    assert QWEN_CODER_0_5B.size == 491_400_064 and len(QWEN_CODER_0_5B.parts) == 6
