@@ -5,6 +5,7 @@ from another host, no page failure may stop the crawl, and no failure may become
 from __future__ import annotations
 
 import asyncio
+import time
 import tracemalloc
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 import core.sources.markdown as markdown_module
 from core.service import open_service
 from core.sources.crawler import CrawlOptions, SiteCrawler, decode_body
+from core.sources.html import html_to_markdown
 
 from .conftest import FIXTURE_DOCS, CountingEmbedder, make_settings
 from .fakes.docs_site import FakeDocsSite, gzip_bomb
@@ -156,6 +158,7 @@ async def test_pages_that_break_extraction_become_errors_and_the_crawl_finishes(
     monkeypatch.setattr("core.sources.crawler.parse_page", parse_with_a_bug)
     result = await asyncio.wait_for(crawler(site, concurrency=2).load(), 60)
     assert result.errors[f"{site.docs_url}scann.md"].startswith("no article")
+    assert result.errors[f"{site.docs_url}knowhere.md"].startswith("no article")  # tags, no text
     assert result.errors[f"{site.docs_url}replica.md"] == "RecursionError: maximum recursion depth exceeded"
     assert {"scann.md", "replica.md"} <= result.failed_ids
     assert {"hnsw.md", "limitations.md", "install_standalone-docker.md"} <= {p.id for p in result.pages}
@@ -202,3 +205,35 @@ async def test_a_hostile_recrawl_deletes_nothing_and_indexes_nothing_from_elsewh
         hits = await service.search("HNSW API keys evil", k=10)
         assert all("evil.example" not in h.chunk.text for h in hits.hits)
         assert other_host.requests == []
+
+
+async def test_html_extraction_and_parsing_run_off_the_event_loop(site: FakeDocsSite) -> None:
+    """A page that takes a second or more to extract must not stall the loop for that long."""
+    parts = "\n".join(
+        f"## Part {i}\n\n"
+        + "Some **bold** words and `code` here. " * 3
+        + "\n\n| a | b |\n|---|---|\n| 1 | 2 |\n"
+        for i in range(800)
+    )
+    site.pages["hnsw.md"] += "\n" + parts
+    body, _ = site._render("hnsw.md")  # the fake renders now, not on the loop during the crawl
+    started = time.perf_counter()
+    markdown_module.parse_page(html_to_markdown(body, "hnsw.md"), BASE)
+    on_loop = time.perf_counter() - started  # what the loop would be blocked for
+
+    worst = 0.0
+
+    async def tick() -> None:
+        nonlocal worst
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(0.01)
+            worst = max(worst, time.perf_counter() - before - 0.01)
+
+    ticker = asyncio.create_task(tick())
+    try:
+        result = await crawler(site).load()
+    finally:
+        ticker.cancel()
+    assert "hnsw.md" in {p.id for p in result.pages}
+    assert on_loop > 0.3 and worst < on_loop / 3, f"loop blocked {worst:.2f} s; extraction {on_loop:.2f} s"

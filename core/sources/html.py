@@ -32,7 +32,7 @@ def html_to_markdown(document: str, page_id: str) -> str:
     parser.close()
     lines = (line.rstrip() for line in "".join(parser.out).splitlines())
     body = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-    if not parser.found or not body:
+    if not parser.found or not re.search(r"\w", body):  # markup only (e.g. `**` of empty <b>s)
         raise NoArticleError("no article (div.doc-style.doc-post-content) in the page")
     title = parser.h1 or parser.title.split("|")[0].strip() or page_id.removesuffix(".md")
     meta = {"id": page_id, "title": title, "summary": parser.description}
