@@ -5,7 +5,9 @@
 
 The bot asks only for the intents it needs (guilds, guild messages with their content, and DMs
 when DISCORD_ALLOW_DMS is on). Each feature is a cog in its own module of this package:
-`questions.py` (mentions, follow-ups, `/ask`, feedback buttons) and `reindex.py` (`/reindex`).
+`questions.py` (mentions, follow-ups, `/ask`), `help.py` (forums and auto-reply channels) and
+`reindex.py` (`/reindex`); the buttons under answers are in `feedback.py` (👍/👎 and the 👎
+dialog) and `escalation.py` ("Needs a human").
 Cogs import `DocsBot` for typing only, so nothing imports in a circle. Rendering (2000-character
 parts, sources, progress) is in `render.py`; endpoint overrides in `endpoints.py`.
 """
@@ -24,8 +26,11 @@ from bot.chat.flow import ChatCore
 from bot.chat.tasks import InFlight
 from bot.chat.texts import ERROR_SENTENCE
 from bot.discord.endpoints import discord_endpoints
+from bot.discord.escalation import NeedsHumanButton
+from bot.discord.feedback import FeedbackButton
+from bot.discord.help import HelpChannels, HelpCog
 from bot.discord.interactions import is_expired, reply_privately
-from bot.discord.questions import FeedbackButton, QuestionsCog
+from bot.discord.questions import QuestionsCog
 from bot.discord.reindex import ReindexCog
 from bot.discord.render import NO_PINGS, split_message
 from core.config import Settings
@@ -73,12 +78,15 @@ class DocsBot(commands.Bot):
         self.core = core
         self.ready = ready or asyncio.Event()
         self.inflight = InFlight("discord")  # answers being made (waited for at shutdown)
+        self.help_channels = HelpChannels(core)  # forums, auto-reply channels, quiet threads
 
     async def setup_hook(self) -> None:
-        await self.add_cog(QuestionsCog(self, self.core))
+        questions = QuestionsCog(self, self.core)
+        await self.add_cog(questions)
+        await self.add_cog(HelpCog(self, questions))
         await self.add_cog(ReindexCog(self, self.core))
-        # Feedback buttons keep working after a restart: the answer id is in their custom_id.
-        self.add_dynamic_items(FeedbackButton)
+        # Answer buttons keep working after a restart: the answer id is in their custom_id.
+        self.add_dynamic_items(FeedbackButton, NeedsHumanButton)
         await self.sync_commands()
 
     async def sync_commands(self) -> None:

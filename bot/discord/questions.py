@@ -1,10 +1,12 @@
-"""Questions on Discord: mentions, follow-ups, `/ask`, and the feedback buttons under answers.
+"""Questions on Discord: mentions, follow-ups and `/ask`; the answer flow the help cog reuses.
 
 A mention (or any message in a DM, when DMs are allowed) is a question. The bot shows typing,
 replies (or opens a thread, with DISCORD_REPLY_IN_THREAD) when the first words arrive, edits the
-reply as the answer streams, and ends with the full answer, a sources embed and 👍/👎 buttons.
-A reply to one of the bot's answers, or a message in a thread the bot opened, is a follow-up:
-the conversation so far goes to the service as history.
+reply as the answer streams, and ends with the full answer, a sources embed and the buttons of
+`feedback.py`. A reply to one of the bot's answers, or a message in a thread the bot opened, is
+a follow-up: the conversation so far goes to the service as history, only the asker's and the
+bot's own messages (other people's are left out: thread history is data, not instructions).
+Messages in help channels (`help.py`) are the help cog's.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from discord.ext import commands
 
 from bot.chat.flow import ChatCore
 from bot.chat.outcomes import is_votable
-from bot.chat.texts import ERROR_SENTENCE, FEEDBACK_THANKS, FEEDBACK_UNKNOWN
+from bot.chat.texts import ERROR_SENTENCE
+from bot.discord.feedback import answer_view
 from bot.discord.interactions import is_expired, reply_privately
 from bot.discord.render import NO_PINGS, answer_parts, preview, sources_embed
 from core.prompting import Turn
@@ -105,55 +108,6 @@ class InteractionSink:
                 await self.interaction.followup.send(part, allowed_mentions=NO_PINGS, **extras)
 
 
-class FeedbackButton(
-    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
-    template=r"docsbot:vote:(?P<vote>up|down):(?P<answer_id>[0-9A-Za-z]{1,64})",
-):
-    """👍/👎 under an answer. The answer id rides in the custom_id, so clicks on answers sent
-    before a restart still land (the bot registers this class with `add_dynamic_items`)."""
-
-    def __init__(self, answer_id: str, vote: int) -> None:
-        up = vote > 0
-        super().__init__(
-            discord.ui.Button(
-                style=discord.ButtonStyle.secondary,
-                emoji="👍" if up else "👎",
-                label="Helpful" if up else "Not helpful",
-                custom_id=f"docsbot:vote:{'up' if up else 'down'}:{answer_id}",
-            )
-        )
-        self.answer_id = answer_id
-        self.vote = 1 if up else -1
-
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction[Any],
-        item: discord.ui.Item[Any],
-        match: re.Match[str],
-        /,
-    ) -> FeedbackButton:
-        return cls(match["answer_id"], 1 if match["vote"] == "up" else -1)
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        core: ChatCore = interaction.client.core
-        try:
-            known = await core.feedback(self.answer_id, str(interaction.user.id), self.vote)
-        except Exception:  # core.feedback does not raise; belt and braces for the user's sake
-            log.exception("feedback failed")
-            known = False
-        text = FEEDBACK_THANKS[self.vote] if known else FEEDBACK_UNKNOWN
-        await reply_privately(interaction, text)
-
-
-def feedback_view(answer_id: str) -> discord.ui.View:
-    """The two feedback buttons for one answer (a persistent view: no timeout)."""
-    view = discord.ui.View(timeout=None)
-    view.add_item(FeedbackButton(answer_id, +1))
-    view.add_item(FeedbackButton(answer_id, -1))
-    return view
-
-
 class QuestionsCog(commands.Cog):
     """Mentions, follow-ups and `/ask`."""
 
@@ -172,12 +126,17 @@ class QuestionsCog(commands.Cog):
             return
         if message.guild is None and not self.settings.discord_allow_dms:
             return
+        if self.bot.help_channels.claims(message):  # forums and auto-reply channels: help.py
+            return
         follow_up = await self._is_follow_up(message)
         if not (follow_up or message.guild is None or self.bot.user in message.mentions):
             return
         with self.bot.inflight.track():
             try:
-                await self._answer_message(message, follow_up)
+                new_thread = self.settings.discord_reply_in_thread and not follow_up
+                await self.answer_message(
+                    message, self.clean(message.content), follow_up=follow_up, new_thread=new_thread
+                )
             except Exception:
                 log.exception("answering message %s failed", message.id)
                 try:
@@ -185,23 +144,38 @@ class QuestionsCog(commands.Cog):
                 except Exception as exc:
                     log.warning("could not tell the user about it either: %s", exc)
 
-    async def _answer_message(self, message: discord.Message, follow_up: bool) -> None:
-        question = self._clean(message.content)
+    async def answer_message(
+        self,
+        message: discord.Message,
+        question: str,
+        *,
+        follow_up: bool = False,
+        new_thread: bool = False,
+        needs_human: bool = False,
+    ) -> None:
+        """Answer `question` (asked by `message`): a reply, or in a new thread started from the
+        message (`new_thread`, only at the top level of a text channel). A `follow_up` carries
+        the conversation so far; `needs_human` adds the "Needs a human" button."""
         user = str(message.author.id)
         if (refusal := self.core.refuse(user, question)) is not None:
             await message.reply(refusal, allowed_mentions=NO_PINGS)
             return
         history = await self._history(message) if follow_up else []
         thread: discord.Thread | None = None
-        if (
-            self.settings.discord_reply_in_thread
-            and isinstance(message.channel, discord.TextChannel)
-            and not follow_up
-        ):
+        if new_thread and isinstance(message.channel, discord.TextChannel):
             thread = await message.create_thread(name=_thread_name(question), auto_archive_duration=1440)
         sink = MessageSink(message, thread)
-        async with _typing(thread or message.channel):
-            await self.answer(question, history, sink, str(message.channel.id), user)
+        where = thread or message.channel
+        async with _typing(where):
+            await self.answer(
+                question,
+                history,
+                sink,
+                str(message.channel.id),
+                user,
+                needs_human=needs_human and isinstance(where, discord.Thread),
+                channel_kind=channel_kind(message.channel),
+            )
 
     async def _is_follow_up(self, message: discord.Message) -> bool:
         """A reply to one of the bot's messages, or a message in a thread the bot opened."""
@@ -229,13 +203,26 @@ class QuestionsCog(commands.Cog):
             log.info("could not read message %s for a follow-up: %s", reference.message_id, exc)
             return None
 
-    async def _history(self, message: discord.Message) -> list[Turn]:
-        """The conversation before `message`, oldest first: the reply chain, or the bot's thread."""
+    async def asker_of(self, thread: discord.Thread) -> int | None:
+        """Who asked the question a thread is about: a forum post's author, or the author of
+        the message the bot started the thread from."""
         assert self.bot.user is not None
+        if thread.owner_id != self.bot.user.id:
+            return thread.owner_id
+        starter = await _starter(thread)
+        return starter.author.id if starter is not None else None
+
+    async def _history(self, message: discord.Message) -> list[Turn]:
+        """The conversation before `message`, oldest first: the thread, or the reply chain.
+        Only the asker's (`message.author`) and the bot's own messages are kept."""
+        assert self.bot.user is not None
+        bot_id, asker = self.bot.user.id, message.author.id
         earlier: list[discord.Message] = []
-        if isinstance(message.channel, discord.Thread) and message.channel.owner_id == self.bot.user.id:
-            earlier = [m async for m in message.channel.history(limit=HISTORY_MESSAGES, before=message)]
-            if len(earlier) < HISTORY_MESSAGES and (starter := await _starter(message.channel)) is not None:
+        channel = message.channel
+        if isinstance(channel, discord.Thread):
+            earlier = [m async for m in channel.history(limit=HISTORY_MESSAGES, before=message)]
+            has_starter = any(m.id == channel.id for m in earlier) or message.id == channel.id
+            if len(earlier) < HISTORY_MESSAGES and not has_starter and (starter := await _starter(channel)):
                 earlier.append(starter)
         else:
             current: discord.Message | None = message
@@ -245,17 +232,21 @@ class QuestionsCog(commands.Cog):
                     earlier.append(current)
         turns: list[Turn] = []
         for old in reversed(earlier):
-            role = "assistant" if old.author.id == self.bot.user.id else "user"
-            text = self._clean(old.content)
+            if old.author.id not in (bot_id, asker):
+                continue  # other people's messages never reach the LLM
+            role = "assistant" if old.author.id == bot_id else "user"
+            text = self.clean(old.content)
+            if isinstance(channel, discord.Thread) and old.id == channel.id and role == "user":
+                text = with_title(channel, text)  # a forum post: its title is part of the question
             if not text:
                 continue
             if turns and turns[-1].role == role:  # one answer sent as several parts
-                turns[-1] = Turn(role, f"{turns[-1].text}\n\n{text}")
+                turns[-1] = Turn(role, f"{turns[-1].text}\n\n{text}", turns[-1].author)
             else:
-                turns.append(Turn(role, text))
+                turns.append(Turn(role, text, str(old.author.id)))
         return turns
 
-    def _clean(self, content: str) -> str:
+    def clean(self, content: str) -> str:
         """The question without the bot's mention."""
         assert self.bot.user is not None
         return re.sub(rf"<@!?{self.bot.user.id}>", " ", content).strip()
@@ -281,30 +272,74 @@ class QuestionsCog(commands.Cog):
                 log.warning("/ask from %s expired before it was acknowledged (over 3 s); dropped", user)
                 return
             channel = str(interaction.channel_id or "dm")
-            await self.answer(question.strip(), [], InteractionSink(interaction), channel, user)
+            kind = channel_kind(interaction.channel) if interaction.guild is not None else "dm"
+            await self.answer(
+                question.strip(), [], InteractionSink(interaction), channel, user, channel_kind=kind
+            )
 
     # --- shared -----------------------------------------------------------------------------
 
     async def answer(
-        self, question: str, history: Sequence[Turn], sink: AnswerSink, channel: str, user: str
+        self,
+        question: str,
+        history: Sequence[Turn],
+        sink: AnswerSink,
+        channel: str,
+        user: str,
+        *,
+        needs_human: bool = False,
+        channel_kind: str = "unknown",
     ) -> None:
-        """Stream the service's answer into `sink`, record it, and show the final version."""
-        answer, answer_id = await self.core.answer("discord", channel, user, question, history, sink.show)
-        view = feedback_view(answer_id) if answer_id and is_votable(answer.outcome) else None
+        """Stream the service's answer into `sink`, record it, and show the final version with
+        its buttons (and "Needs a human" when asked for and helper roles are set)."""
+        answer, answer_id = await self.core.answer(
+            "discord", channel, user, question, history, sink.show, channel_kind=channel_kind
+        )
+        view = None
+        if answer_id and is_votable(answer.outcome):
+            human = needs_human and bool(self.bot.help_channels.helper_roles)
+            view = answer_view(answer_id, needs_human=human)
         await sink.finish(answer_parts(answer), sources_embed(answer.sources), view)
 
 
+def channel_kind(channel: object) -> str:
+    """Where a question was asked, for the records: "dm", "private" (a private thread, or a
+    channel @everyone cannot see) or "public". Reports quote only public questions."""
+    if isinstance(channel, discord.DMChannel | discord.GroupChannel):
+        return "dm"
+    if isinstance(channel, discord.Thread):
+        if channel.type is discord.ChannelType.private_thread:
+            return "private"
+        channel = channel.parent
+    if isinstance(channel, discord.abc.GuildChannel):
+        everyone = channel.guild.default_role
+        return "public" if channel.permissions_for(everyone).view_channel else "private"
+    return "unknown"
+
+
 async def _starter(thread: discord.Thread) -> discord.Message | None:
-    """The message a thread was opened from (the question), when it can be read."""
+    """The message a thread was opened from (the question), when it can be read: a forum
+    post's first message is in the thread itself, a message thread's in the parent channel."""
     if thread.starter_message is not None:
         return thread.starter_message
     parent = thread.parent
-    if not isinstance(parent, discord.TextChannel):
+    source = thread if isinstance(parent, discord.ForumChannel) else parent
+    if not isinstance(source, discord.Thread | discord.TextChannel):
         return None
     try:
-        return await parent.fetch_message(thread.id)
+        return await source.fetch_message(thread.id)
     except discord.HTTPException:
         return None
+
+
+def with_title(thread: discord.Thread, text: str) -> str:
+    """A forum post's first message with the post's title in front (unless it repeats it)."""
+    if not isinstance(thread.parent, discord.ForumChannel):
+        return text
+    title = thread.name.strip()
+    if not text or text.casefold().startswith(title.casefold()):
+        return text or title
+    return f"{title}\n\n{text}"
 
 
 @contextlib.asynccontextmanager

@@ -1,10 +1,13 @@
 """`/reindex` on Discord: start a reindex (or join the running one) and show its progress by
 editing one message; `/reindex action:status` shows the running job or the last run.
 
-Who may: the command's default member permission is Manage Server, so Discord shows it only to
-server managers (admins can change that per server under Integrations). At run time the bot
-checks again: Manage Server, or a role in DISCORD_ADMIN_ROLE_IDS, or a user in
-DISCORD_ADMIN_USER_IDS. Everyone else gets an ephemeral refusal.
+Who may: the index is shared by every server the bot is in, so only the bot's own admins may:
+a user in DISCORD_ADMIN_USER_IDS or a member with a role in DISCORD_ADMIN_ROLE_IDS; Manage Server
+alone is not enough (any server's owner has it). When DISCORD_GUILD_IDS is set, the command is
+refused from every other server (role ids are per server). `force` (apply deletions the safety
+gate held back) is therefore for listed admins only. Everyone else gets an ephemeral refusal.
+The command's default member permission is Manage Server, so Discord shows it only to server
+managers; a server can show it to the admin role instead under Server Settings > Integrations.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from discord.ext import commands
 
 from bot.chat.flow import ChatCore
 from bot.chat.reindex import PROGRESS_INTERVAL, follow
+from bot.chat.texts import NOT_ADMIN
 from bot.discord.interactions import reply_privately
 from bot.discord.render import NO_PINGS, progress_text, run_text, status_text
 from core.config import Settings
@@ -27,7 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("docsbot.discord")
 
-REFUSAL = "Sorry, only server managers and the bot's admins can reindex the docs."
+REFUSAL = NOT_ADMIN
+OTHER_SERVER = "Sorry, the docs index is managed from the bot's home server, not from this one."
 
 
 class ReindexCog(commands.Cog):
@@ -38,16 +43,20 @@ class ReindexCog(commands.Cog):
         self.core = core
         self.admin_users = Settings.id_list(core.settings.discord_admin_user_ids)
         self.admin_roles = Settings.id_list(core.settings.discord_admin_role_ids)
+        self.guilds = Settings.id_list(core.settings.discord_guild_ids)
         self.interval = max(PROGRESS_INTERVAL, core.settings.stream_edit_interval)
 
-    def may_reindex(self, interaction: discord.Interaction[DocsBot]) -> bool:
-        """Manage Server in this channel, an admin role, or an admin user id."""
+    def refusal(self, interaction: discord.Interaction[DocsBot]) -> str | None:
+        """Why this user may not reindex from here, or None when they may (see the module
+        docstring): a listed server only, then a listed user or a member with a listed role."""
+        if self.guilds and str(interaction.guild_id) not in self.guilds:
+            return OTHER_SERVER
         user = interaction.user
         if str(user.id) in self.admin_users:
-            return True
+            return None
         if isinstance(user, discord.Member) and self.admin_roles & {str(role.id) for role in user.roles}:
-            return True
-        return interaction.guild is not None and interaction.permissions.manage_guild
+            return None
+        return REFUSAL
 
     @app_commands.command(
         name="reindex", description="Re-crawl the Milvus docs and update the index (admins)."
@@ -64,9 +73,9 @@ class ReindexCog(commands.Cog):
         action: Literal["start", "status"] = "start",
         force: bool = False,
     ) -> None:
-        if not self.may_reindex(interaction):
-            log.info("reindex refused for user=%s", interaction.user.id)
-            await reply_privately(interaction, REFUSAL)
+        if (refused := self.refusal(interaction)) is not None:
+            log.info("reindex refused for user=%s guild=%s", interaction.user.id, interaction.guild_id)
+            await reply_privately(interaction, refused)
             return
         service = self.core.service
         if action == "status":

@@ -3,7 +3,8 @@
 Discord limits a message to 2000 characters. Long answers are split on paragraph boundaries,
 never inside a code block: a block too long for one message is closed at the end of one part
 and reopened (same language) at the start of the next, so every part renders on its own.
-Everything the model writes goes out with `NO_PINGS`, so "@everyone" in an answer is text.
+Everything the model writes goes out with `NO_PINGS`, so "@everyone" in an answer is text, and
+with every link in angle brackets (`no_previews`), so an answer never unfurls a link preview.
 """
 
 from __future__ import annotations
@@ -27,6 +28,34 @@ NO_PINGS = discord.AllowedMentions.none()
 MORE = " …"
 
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
+#: Code blocks and inline code (left as they are: Discord shows no links there).
+_CODE = re.compile(r"(`{3,}|~{3,}).*?(?:\1|\Z)|`[^`\n]*`", re.S)
+#: A Markdown link's target not yet in angle brackets: `](https://...)`.
+_LINK_TARGET = re.compile(r"\]\((https?://[^\s)<>]+)\)")
+#: A bare URL not in angle brackets, without the punctuation that ends a sentence around it.
+_BARE_URL = re.compile(r"(?<![<\w])(https?://[^\s<>()\[\]]*[^\s<>()\[\].,;:!?'\"*_~|])")
+
+
+def no_previews(text: str) -> str:
+    """The text with every link in angle brackets, `<https://...>` and `[label](<https://...>)`,
+    which Discord shows as a link without a preview card. Code is left as it is.
+
+    Discord's SUPPRESS_EMBEDS message flag would do the same but also drops the message's own
+    embeds (the sources), so answers use the link syntax instead.
+    """
+    out: list[str] = []
+    last = 0
+    for code in _CODE.finditer(text):
+        out.append(_bracket_links(text[last : code.start()]))
+        out.append(code.group(0))
+        last = code.end()
+    out.append(_bracket_links(text[last:]))
+    return "".join(out)
+
+
+def _bracket_links(prose: str) -> str:
+    prose = _LINK_TARGET.sub(lambda m: f"](<{m.group(1)}>)", prose)
+    return _BARE_URL.sub(lambda m: f"<{m.group(1)}>", prose)
 
 
 def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
@@ -154,7 +183,7 @@ def _hard_wrap(line: str, limit: int) -> list[str]:
 def preview(text: str, limit: int = MESSAGE_LIMIT) -> str:
     """What a message shows while the answer is still streaming: the first part that fits,
     with an open code block closed so it renders, and a "…" when more follows."""
-    text = text.strip()
+    text = no_previews(text.strip())
     if not text:
         return "…"
     parts = split_message(text, limit - len(MORE) - 4)
@@ -192,8 +221,9 @@ def sources_embed(sources: Sequence[Source]) -> discord.Embed | None:
 
 
 def answer_parts(answer: Answer) -> list[str]:
-    """The answer text as messages of at most 2000 characters (at least one)."""
-    return split_message(answer.text) or ["(no answer)"]
+    """The answer text as messages of at most 2000 characters (at least one), links without
+    previews."""
+    return split_message(no_previews(answer.text)) or ["(no answer)"]
 
 
 def progress_text(progress: ReindexProgress, *, joined: bool = False) -> str:

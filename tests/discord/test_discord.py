@@ -1,145 +1,27 @@
-"""The Discord adapter: the real discord.py client against a fake Discord API and gateway.
+"""The Discord adapter: mentions, replies, `/ask`, `/reindex`, the feedback buttons, splitting.
 
-Each test starts `DiscordAdapter` (as `docsbot serve` does) pointed at `FakeDiscord` on
-127.0.0.1 through DISCORD_API_BASE_URL / DISCORD_GATEWAY_URL, over the real indexed service and
-a fake OpenAI-compatible LLM server, then plays users: mentions, replies, slash commands, clicks.
+The real discord.py client against a fake Discord API and gateway (see `helpers.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import logging
-import socket
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
-from bot.chat.flow import ChatCore
 from bot.chat.texts import ERROR_SENTENCE, FEEDBACK_THANKS, FEEDBACK_UNKNOWN
-from bot.discord.adapter import DiscordAdapter
 from bot.discord.reindex import REFUSAL
 from bot.discord.render import split_message
-from core.generation import OpenAIChatLLM
-from core.records import Records
 from core.service import USAGE, RagService
 
-from ..fakes.discord_api import MANAGE_GUILD, FakeDiscord, snowflake, user
+from ..fakes.discord_api import MANAGE_GUILD, FakeDiscord, snowflake
 from ..fakes.llm_server import FakeLLM
-
-QUESTION = "what does M control in an HNSW index?"
-
-
-@dataclass
-class Bot:
-    """One running adapter and what it talks to."""
-
-    discord: FakeDiscord
-    llm: FakeLLM
-    core: ChatCore
-    records: Records
-    adapter: DiscordAdapter
-
-    @property
-    def bot_id(self) -> str:
-        return str(self.discord.bot["id"])
-
-
-@pytest.fixture
-async def fake_discord() -> AsyncIterator[FakeDiscord]:
-    server = await FakeDiscord().start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def fake_llm() -> AsyncIterator[FakeLLM]:
-    server = await FakeLLM(answer="HNSW's M sets the maximum number of edges per node [1].").start()
-    yield server
-    await server.stop()
-
-
-@contextlib.asynccontextmanager
-async def running_bot(
-    indexed: RagService, discord: FakeDiscord, llm: FakeLLM, tmp: Path, *, llm_url: str = "", **settings: Any
-) -> AsyncIterator[Bot]:
-    """Start the adapter against the fakes; stop it (as on shutdown) at the end."""
-    values: dict[str, Any] = {
-        "discord_token": SecretStr("fake-token"),
-        "discord_api_base_url": discord.api_base,
-        "discord_gateway_url": discord.gateway_url,
-        "discord_guild_ids": discord.guild_id,
-        "stream_edit_interval": 0.2,
-        "shutdown_grace": 0.0,
-        "user_rate_limit": 5,
-    } | settings
-    config = indexed.settings.model_copy(update=values)
-    chat_llm = OpenAIChatLLM(llm_url or llm.base_url, "fake-model", timeout=10.0, max_retries=0)
-    service = RagService(config, indexed.store, indexed.embedder, chat_llm)
-    records = Records(tmp / "records.sqlite3")
-    core = ChatCore(config, service, records)
-    adapter = DiscordAdapter(core)
-    before = discord.identified
-    task = asyncio.create_task(adapter.run())
-    try:
-        connected = asyncio.create_task(discord.connected(after=before))
-        await asyncio.wait({task, connected}, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():
-            connected.cancel()
-            task.result()  # raises what stopped the adapter
-        await connected
-        yield Bot(discord, llm, core, records, adapter)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await chat_llm.close()
-        records.close()
-
-
-@pytest.fixture
-async def bot(
-    indexed_service: RagService, fake_discord: FakeDiscord, fake_llm: FakeLLM, tmp_path: Path
-) -> AsyncIterator[Bot]:
-    async with running_bot(indexed_service, fake_discord, fake_llm, tmp_path) as running:
-        yield running
-
-
-def member(name: str = "alice") -> dict[str, Any]:
-    return user(snowflake(), name)
-
-
-def answered(discord: FakeDiscord, count: int = 1) -> Callable[[], bool]:
-    """True once `count` bot messages carry the feedback buttons (the last step of an answer)."""
-
-    def done() -> bool:
-        bot_id = discord.bot["id"]
-        finals = [m for m in discord.messages.values() if m["author"]["id"] == bot_id and m["components"]]
-        return len(finals) >= count
-
-    return done
-
-
-def buttons(message: dict[str, Any]) -> list[str]:
-    return [c["custom_id"] for row in message["components"] for c in row["components"]]
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def no_pings(body: dict[str, Any]) -> bool:
-    """The payload lets nothing ping: no @everyone/@here, roles, users, or the replied-to author."""
-    allowed = body.get("allowed_mentions")
-    return allowed is not None and allowed.get("parse") == [] and not allowed.get("replied_user", False)
+from .helpers import QUESTION, Bot, answered, buttons, closed_port, member, no_pings, running_bot
 
 
 async def test_mention_streams_a_reply_then_ends_with_links_and_buttons(bot: Bot) -> None:
@@ -180,10 +62,10 @@ async def test_reply_to_an_answer_is_a_follow_up_with_the_conversation_as_histor
     )
     await discord.wait_until(answered(discord, 2))
 
-    messages = bot.llm.requests[1]["messages"]
-    assert messages[1] == {"role": "user", "content": QUESTION}
-    assert messages[2] == {"role": "assistant", "content": answer["content"]}
-    assert "and what's its default value?" in messages[3]["content"]
+    asked = bot.llm.requests[1]["messages"][-1]["content"]  # the conversation, fenced as data
+    assert f'<turn from="asker">\n{QUESTION}' in asked
+    assert f'<turn from="assistant">\n{answer["content"]}' in asked
+    assert "and what's its default value?" in asked
     reply = discord.bot_messages()[-1]
     assert reply["message_reference"]["message_id"] == follow_up["id"]
     assert reply["content"].startswith("Its default is 16 [1].")
@@ -219,7 +101,8 @@ async def test_ask_works_in_dms_when_allowed(bot: Bot) -> None:
     discord = bot.discord
     interaction = await discord.command("ask", {"question": QUESTION}, author=member(), dm=True)
     token = interaction["token"]
-    await discord.wait_until(lambda: any(buttons(m) for m in discord.bot_messages()))
+    dm = interaction["channel_id"]
+    await discord.wait_until(lambda: any(buttons(m) for m in discord.bot_messages(dm)))
     (callback,) = discord.rest("POST", rf"/interactions/{interaction['id']}/{token}/callback")
     assert callback.body["type"] == 5
     final = discord.rest("PATCH", rf"/webhooks/{discord.app_id}/{token}/messages/@original")[-1].body
@@ -234,7 +117,7 @@ async def test_reindex_is_refused_to_members_and_runs_for_admins(
     async with running_bot(
         indexed_service, discord, fake_llm, tmp_path, discord_admin_role_ids=discord.admin_role_id
     ) as bot:
-        # a member without Manage Server or an admin role: ephemeral refusal, nothing starts
+        # a member without an admin role: ephemeral refusal, nothing starts
         refused = await discord.command("reindex", author=member("mallory"))
         await discord.wait_until(lambda: bool(discord.rest("POST", rf"/interactions/{refused['id']}/.+")))
         (callback,) = discord.rest("POST", rf"/interactions/{refused['id']}/.+")
@@ -259,9 +142,9 @@ async def test_reindex_is_refused_to_members_and_runs_for_admins(
         run = bot.core.service.last_run()
         assert run is not None and run.trigger == f"discord:{admin['member']['user']['id']}"
 
-        # Manage Server is enough on its own; status is private
+        # status is private, for admins too
         status = await discord.command(
-            "reindex", {"action": "status"}, author=member(), permissions=MANAGE_GUILD
+            "reindex", {"action": "status"}, author=member(), roles=[discord.admin_role_id]
         )
         await discord.wait_until(lambda: bool(discord.rest("POST", rf"/interactions/{status['id']}/.+")))
         (callback,) = discord.rest("POST", rf"/interactions/{status['id']}/.+")
@@ -276,7 +159,7 @@ async def test_everyone_in_model_output_does_not_ping(bot: Bot) -> None:
     await discord.send_message(QUESTION, author=member())
     await discord.wait_until(answered(discord))
     (answer,) = discord.bot_messages()
-    assert answer["content"].startswith("@everyone @here <@&123> listen")
+    assert answer["content"].startswith("@\u200beveryone @\u200bhere")  # defused in core, and:
     sent = discord.rest("POST", r"/channels/\d+/messages") + discord.rest(
         "PATCH", r"/channels/\d+/messages/\d+"
     )
@@ -378,10 +261,16 @@ async def test_feedback_click_is_stored_even_after_a_restart(
         click = await discord.click(down, answer, author=member("bob"))
         await discord.wait_until(lambda: bool(discord.rest("POST", rf"/interactions/{click['id']}/.+")))
         (callback,) = discord.rest("POST", rf"/interactions/{click['id']}/.+")
-        assert callback.body["type"] == 4 and callback.body["data"]["flags"] == 64
-        assert callback.body["data"]["content"] == FEEDBACK_THANKS[-1]
+        assert callback.body["type"] == 9  # the vote is stored, then the "why?" dialog opens
         (record,) = bot.records.questions()
         assert record.votes == -1 and record.downvotes == 1
+        up = await discord.click(_up, answer, author=member("carol"))
+        await discord.wait_until(lambda: bool(discord.rest("POST", rf"/interactions/{up['id']}/.+")))
+        (callback,) = discord.rest("POST", rf"/interactions/{up['id']}/.+")
+        assert callback.body["type"] == 4 and callback.body["data"]["flags"] == 64
+        assert callback.body["data"]["content"] == FEEDBACK_THANKS[1]
+        (record,) = bot.records.questions()
+        assert record.votes == 0 and record.downvotes == 1
         stale = json.loads(
             json.dumps(answer).replace(record.answer_id, "0" * 16)
         )  # an answer we never stored
@@ -451,9 +340,9 @@ async def test_reply_in_thread_opens_a_thread_and_follows_up_there(
         fake_llm.answer = "Its default is 16 [1]."
         await discord.send_message("and its default?", author=alice, mention=False, channel_id=thread)
         await discord.wait_until(answered(discord, 2))
-        messages = fake_llm.requests[1]["messages"]
-        assert messages[1] == {"role": "user", "content": QUESTION}
-        assert messages[2] == {"role": "assistant", "content": answer["content"]}
+        asked = fake_llm.requests[1]["messages"][-1]["content"]
+        assert f'<turn from="asker">\n{QUESTION}' in asked
+        assert f'<turn from="assistant">\n{answer["content"]}' in asked
         assert len(discord.bot_messages(thread)) == 2
 
 
