@@ -32,6 +32,20 @@ class SourceError(DocsBotError):
         return str(self)
 
 
+class PageError(SourceError):
+    """One docs page could not be read. The crawler records it as that page's error and goes on;
+    the page stays indexed as it was. It never reaches a user."""
+
+
+class FetchError(PageError):
+    """A request that failed for good: after the retries, a redirect off the docs site, too many
+    redirects, or a body over CRAWL_MAX_PAGE_BYTES."""
+
+
+class NoArticleError(PageError):
+    """A docs page's HTML has no `div.doc-style.doc-post-content` (or no words in it)."""
+
+
 class StoreError(DocsBotError):
     """Milvus is unreachable, locked by another process, or rejected an operation."""
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from core.config import load_settings
+from core.errors import NoArticleError
 from core.sources import SnapshotSource
 from core.sources.crawler import CrawlOptions, SiteCrawler
-from core.sources.html import NoArticleError, html_to_markdown
+from core.sources.html import html_to_markdown
 from core.sources.markdown import parse_page
 
 from .conftest import FIXTURE_DOCS

@@ -55,10 +55,10 @@ from urllib.robotparser import RobotFileParser
 import aiohttp
 from yarl import URL
 
-from core.errors import SourceError
+from core.errors import FetchError, NoArticleError, SourceError
 from core.progress import ProgressTracker
 from core.sources import SourceResult
-from core.sources.html import NoArticleError, html_to_markdown
+from core.sources.html import html_to_markdown
 from core.sources.markdown import parse_page
 
 if TYPE_CHECKING:
@@ -79,10 +79,6 @@ READ_CHUNK = 64 * 1024
 _SCRIPT_AGENT = re.compile(r"python|curl|wget|aiohttp|requests", re.I)
 _HREF = re.compile(r"""href\s*=\s*["']([^"'#]+)""", re.I)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-class FetchError(Exception):
-    """A request that failed for good (after retries, or a refused redirect / oversized body)."""
 
 
 @dataclass
@@ -587,7 +583,7 @@ def _page_id(url: str) -> str:
 
 def _describe(exc: BaseException) -> str:
     """One line for a failure's record: our own errors by message, others by type and message."""
-    if isinstance(exc, FetchError | NoArticleError | SourceError):
+    if isinstance(exc, SourceError):  # PageError, FetchError, NoArticleError included
         return str(exc)
     return f"{type(exc).__name__}: {exc}"[:300]
 

@@ -15,14 +15,12 @@ from html.parser import HTMLParser
 
 import yaml
 
+from core.errors import NoArticleError
+
 _SKIP_TAGS = {"script", "style", "svg", "button", "nav", "footer", "form", "noscript", "template", "img"}
 _SKIP_CLASSES = {"feedback", "anchor-icon", "copy-code-btn", "doc-feedback", "toc"}
 _VOID_TAGS = {"br", "img", "hr", "input", "meta", "link", "source", "wbr", "col"}
 _BLOCK_TAGS = {"p", "div", "section", "ul", "ol", "blockquote", "table", "dl", "dd", "dt", "hr"}
-
-
-class NoArticleError(ValueError):
-    """The HTML has no `div.doc-style.doc-post-content` (or it is empty)."""
 
 
 def html_to_markdown(document: str, page_id: str) -> str:
