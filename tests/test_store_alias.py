@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +15,7 @@ from typing import Any
 import pytest
 
 from core.chunking import Chunker
+from core.embedding import resolve_model_path
 from core.errors import IndexMismatchError, StoreError
 from core.service import RagService, open_service
 from core.store import ChunkStore
@@ -210,3 +214,38 @@ async def test_chunking_runs_off_the_event_loop(
         ticking.cancel()
     assert run.outcome == "ok" and len(gaps) > 50
     assert max(gaps) < 0.3 * FIXTURE_PAGES / 2  # chunking all pages on the loop would block ~2 s
+
+
+def test_docsbot_ask_with_another_model_configured_stops_with_one_line(  # real processes
+    tmp_path: Path, counting_embedder: CountingEmbedder
+) -> None:
+    settings = make_settings(tmp_path)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("MILVUS_", "EMBEDDING_", "DOCS_"))},
+        "PYTHONPATH": str(Path(__file__).parent.parent),
+        "MILVUS_URI": settings.milvus_uri,
+        "DATA_DIR": str(settings.data_dir),
+        "COLLECTION": settings.collection,
+        "DOCS_SOURCE": settings.docs_source,
+        "EMBEDDING_MODEL": counting_embedder.name,
+    }
+
+    def docsbot(*args: str, **overrides: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bot", *args],
+            env=env | overrides,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    assert docsbot("index").returncode == 0
+    # the same weights under another name: a model change as far as the index can tell
+    result = docsbot(
+        "ask", "--no-llm", "what is knowhere?", EMBEDDING_MODEL=resolve_model_path(env["EMBEDDING_MODEL"])
+    )
+    assert result.returncode == 1 and result.stdout == ""
+    lines = [line for line in result.stderr.splitlines() if line.startswith("docsbot:")]
+    assert len(lines) == 1 and "EMBEDDING_MODEL" in lines[0] and "docsbot index" in lines[0]
+    assert "Traceback" not in result.stderr
