@@ -77,6 +77,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             for name, service in services.items():
                 row = await score_answer(q, await service.ask(q.question), None)
                 rows[name].append(row)
+                if args.answers_out:
+                    with args.answers_out.open("a", encoding="utf-8") as out:
+                        record = {"model": name, "id": q.id, "outcome": row.answer.outcome}
+                        record |= {"seconds": round(row.answer.seconds, 2), "text": row.answer.text}
+                        record |= {"sources": [s.url for s in row.answer.sources]}
+                        out.write(json.dumps(record) + "\n")
                 proxy = "-" if row.proxy_mean is None else f"{row.proxy_mean:.2f}"
                 print(
                     f"[{n}/{len(questions)}] {name} {row.answer.outcome} {row.answer.seconds:.1f}s "
@@ -104,4 +110,5 @@ if __name__ == "__main__":
     parser.add_argument("--limit", type=int, default=0, help="only the first N in-scope questions")
     parser.add_argument("--threads", type=int, default=2, help="llama.cpp threads per server")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per answer (busy machines)")
+    parser.add_argument("--answers-out", type=Path, help="append every answer here as a JSON line")
     print(json.dumps(asyncio.run(main(parser.parse_args()))))

@@ -23,7 +23,7 @@ import json
 import logging
 import re
 import statistics
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,10 +97,11 @@ def _contains(answer: str, term: str) -> bool:
     return re.search(pattern, answer) is not None
 
 
-def fact_proxy(answer: str, fact: str) -> float | None:
+def fact_proxy(answer: str, fact: str, given: Collection[str] = ()) -> float | None:
     """Share of the fact's numbers and identifiers found in the answer; None when the fact has
-    none (plain prose cannot be scored offline)."""
-    terms = fact_terms(fact)
+    none (plain prose cannot be scored offline). Terms in `given` (those the question itself
+    names) are left out: an answer that only echoes the question does not score with them."""
+    terms = [term for term in fact_terms(fact) if term not in given]
     if not terms:
         return None
     text = _normalized_answer(answer)
@@ -241,23 +242,38 @@ class ScoredAnswer:
     declined: bool
     cited_relevant: bool
     proxy: list[float | None]  # one per fact
+    proxy_beyond_question: list[float | None]  # the same without the terms the question names
     verdicts: list[str] | None = None  # one per fact, when a judge ran and succeeded
     judge_error: str = ""
 
     @property
     def proxy_mean(self) -> float | None:
-        scored = [s for s in self.proxy if s is not None]
-        return statistics.fmean(scored) if scored else None
+        return _mean(self.proxy)
+
+    @property
+    def proxy_beyond_question_mean(self) -> float | None:
+        return _mean(self.proxy_beyond_question)
+
+
+def _mean(scores: Sequence[float | None]) -> float | None:
+    scored = [s for s in scores if s is not None]
+    return statistics.fmean(scored) if scored else None
+
+
+def _zero(score: float | None) -> float | None:
+    return None if score is None else 0.0
 
 
 async def score_answer(q: Question, answer: Answer, judge: FactJudge | None) -> ScoredAnswer:
     declined = is_decline(answer)
     facts = list(q.answer_facts)
+    given = set(fact_terms(q.question))
+    proxy = [fact_proxy(answer.text, f) for f in facts]
+    beyond = [fact_proxy(answer.text, f, given) for f in facts]
     if declined:  # a decline states none of the facts
-        proxy: list[float | None] = [0.0 if fact_terms(f) else None for f in facts]
-    else:
-        proxy = [fact_proxy(answer.text, f) for f in facts]
-    row = ScoredAnswer(q, answer, declined, bool(cited_pages(answer) & set(q.relevant_pages)), proxy)
+        proxy, beyond = [_zero(s) for s in proxy], [_zero(s) for s in beyond]
+    cited = bool(cited_pages(answer) & set(q.relevant_pages))
+    row = ScoredAnswer(q, answer, declined, cited, proxy, beyond)
     if judge is not None and facts:
         if declined:
             row.verdicts = ["missing"] * len(facts)
@@ -287,6 +303,7 @@ def summarize_answers(rows: Sequence[ScoredAnswer], model: str, judge_model: str
     answered = [r for r in in_scope if not r.declined]
     proxy_all = [m for r in in_scope if (m := r.proxy_mean) is not None]
     proxy_answered = [m for r in answered if (m := r.proxy_mean) is not None]
+    beyond = [m for r in in_scope if (m := r.proxy_beyond_question_mean) is not None]
     seconds = [r.answer.seconds for r in rows if r.answer.outcome == "answered"]
     summary: dict[str, Any] = {
         "model": model,
@@ -294,6 +311,7 @@ def summarize_answers(rows: Sequence[ScoredAnswer], model: str, judge_model: str
         "fact_proxy": round(statistics.fmean(proxy_all), 3) if proxy_all else 0.0,
         "fact_proxy_answered": round(statistics.fmean(proxy_answered), 3) if proxy_answered else 0.0,
         "facts_scored_by_proxy": sum(s is not None for r in in_scope for s in r.proxy),
+        "fact_proxy_beyond_question": round(statistics.fmean(beyond), 3) if beyond else 0.0,
         "cited_relevant": _share([r.cited_relevant for r in answered]),
         "answer_decline_in_scope": _share([r.declined for r in in_scope]),
         "answer_decline_out_of_scope": _share([r.declined for r in out_scope]),
@@ -351,6 +369,7 @@ def format_answer_report(summary: dict[str, Any]) -> str:
     lines = [
         f"answers by {summary['model']}: {summary['answers_n']} in-scope questions",
         f"fact proxy {summary['fact_proxy']:.3f} (answered only {summary['fact_proxy_answered']:.3f}; "
+        f"beyond the question's own terms {summary['fact_proxy_beyond_question']:.3f}; "
         f"{summary['facts_scored_by_proxy']} facts with numbers/identifiers)",
         f"cited a relevant page {summary['cited_relevant']:.3f}   declined: "
         f"in scope {summary['answer_decline_in_scope']:.3f}, "

@@ -13,7 +13,9 @@ from core.answer_eval import (
     evaluate_answers,
     fact_proxy,
     fact_terms,
+    format_answer_report,
     parse_verdicts,
+    score_answer,
     summarize_answers,
 )
 from core.errors import ConfigError, JudgeError
@@ -66,6 +68,24 @@ def test_thousands_separators_and_version_prefixes_are_normalised() -> None:
     assert fact_proxy("planned for Milvus 3.1 in 2026", "Milvus v3.1 in late 2026") == 1.0
 
 
+async def test_echoing_the_question_scores_only_without_the_questions_own_terms() -> None:
+    q = Question(
+        "e",
+        "SCANN reorder_k: a good value?",
+        ("scann.md",),
+        "parameter",
+        answer_facts=("reorder_k is the number of candidates re-ranked; start at 2-5x your limit",),
+    )
+    echo = await score_answer(q, _answer("SCANN reorder_k: a good value? [1]", page="scann.md"), None)
+    assert echo.proxy == [pytest.approx(1 / 3)]  # reorder_k is there, 2 and 5 are not
+    assert echo.proxy_beyond_question == [0.0]  # reorder_k came from the question
+    real = await score_answer(q, _answer("Set reorder_k to 2 to 5 times the limit [1]."), None)
+    assert real.proxy == [1.0] and real.proxy_beyond_question == [1.0]
+    summary = summarize_answers([echo, real], "m")
+    assert summary["fact_proxy"] == pytest.approx(round((1 / 3 + 1) / 2, 3))
+    assert summary["fact_proxy_beyond_question"] == 0.5
+
+
 def _q(qid: str, kind: str = "parameter", facts: tuple[str, ...] = (EF_FACT,)) -> Question:
     return Question(qid, f"question {qid}?", ("hnsw.md",), kind, answer_facts=facts)
 
@@ -98,6 +118,8 @@ async def test_report_per_model_without_a_judge_has_only_proxy_keys() -> None:
     assert summary["answer_decline_in_scope"] == 0.5 and summary["answer_decline_out_of_scope"] == 1.0
     assert summary["answer_seconds_p50"] == 4.0 and summary["answer_seconds_p95"] == 9.0
     assert not any(key.startswith("judge") for key in summary)
+    report = format_answer_report(summary)
+    assert "fact proxy 0.375" in report and "judge" not in report
 
 
 # --- the judge ---------------------------------------------------------------------------------
