@@ -16,12 +16,12 @@ import pytest
 
 from bot.chat.texts import ERROR_SENTENCE, FEEDBACK_THANKS, FEEDBACK_UNKNOWN
 from bot.discord.reindex import REFUSAL
-from bot.discord.render import split_message
+from bot.discord.render import no_previews, split_message
 from core.service import USAGE, RagService
 
 from ..fakes.discord_api import MANAGE_GUILD, FakeDiscord, snowflake
 from ..fakes.llm_server import FakeLLM
-from .helpers import QUESTION, Bot, answered, buttons, closed_port, member, no_pings, running_bot
+from .helpers import QUESTION, Bot, answered, bare_links, buttons, closed_port, member, no_pings, running_bot
 
 
 async def test_mention_streams_a_reply_then_ends_with_links_and_buttons(bot: Bot) -> None:
@@ -396,3 +396,42 @@ async def test_weekly_report_is_posted_to_the_report_channel_without_pings(bot: 
     [call] = bot.discord.rest("POST", rf"/channels/{bot.discord.channel_id}/messages")
     assert call.body["content"].startswith("```\ndocsbot: the last 7 days")
     assert "podman" in call.body["content"] and no_pings(call.body)
+
+
+async def test_answers_carry_no_link_previews(bot: Bot) -> None:
+    discord = bot.discord
+    bot.llm.answer = (
+        "See https://milvus.io/docs/hnsw.md and "
+        "[the HNSW page](https://milvus.io/docs/hnsw.md#Index-params) [1]."
+    )
+    bot.llm.token_delay = 0.02
+    await discord.send_message(QUESTION, author=member())
+    interaction = await discord.command("ask", {"question": QUESTION}, author=member("bob"))
+    await discord.wait_until(answered(discord, 2))
+
+    sent = [
+        call.body["content"]
+        for call in discord.rest("POST", r"/channels/\d+/messages")
+        + discord.rest("PATCH", r"/channels/\d+/messages/\d+")
+        + discord.rest("PATCH", rf"/webhooks/\d+/{interaction['token']}/messages/@original")
+        if call.body.get("content")
+    ]
+    assert len(sent) >= 4 and not [text for text in sent if bare_links(text)]
+    for final in (discord.bot_messages()[0]["content"], sent[-1]):
+        assert "See <https://milvus.io/docs/hnsw.md> and" in final
+        assert "[the HNSW page](<https://milvus.io/docs/hnsw.md#Index-params>)" in final
+    assert discord.bot_messages()[0]["embeds"]  # the sources embed stays
+
+
+def test_no_previews_brackets_links_but_leaves_code_alone() -> None:
+    text = (
+        "Read https://milvus.io/docs/a.md, then (https://milvus.io/docs/b.md).\n"
+        "Already <https://milvus.io/docs/c.md> and [d](<https://milvus.io/docs/d.md>).\n"
+        "`curl https://localhost:19530/v2` and\n```bash\ncurl https://localhost:19530/v2/vectordb\n```"
+    )
+    assert no_previews(text) == (
+        "Read <https://milvus.io/docs/a.md>, then (<https://milvus.io/docs/b.md>).\n"
+        "Already <https://milvus.io/docs/c.md> and [d](<https://milvus.io/docs/d.md>).\n"
+        "`curl https://localhost:19530/v2` and\n```bash\ncurl https://localhost:19530/v2/vectordb\n```"
+    )
+    assert not bare_links(no_previews(text))
