@@ -100,7 +100,7 @@ class Answer:
     the deep links to show under the text."""
 
     text: str
-    outcome: str
+    outcome: Outcome
     sources: tuple[Source, ...] = ()
     retrieval: Retrieval | None = None
     seconds: float = 0.0

@@ -2,7 +2,8 @@
 
 Both chat adapters write here; `docsbot report` reads it (questions per day, decline and
 downvote rates, knowledge gaps). Calls are short and synchronous: call them through
-`asyncio.to_thread` from the event loop (the `Records.arecord_*` helpers do).
+a worker thread from the event loop: the `Records.a*` helpers do, on the store's own thread, so
+they never queue behind embedding work in the default executor.
 
     records = Records(settings.records_path)
     answer_id = await records.arecord_answer("slack", "C1", "U1", question, answer)
@@ -17,16 +18,21 @@ server can read), "private", "dm" or "unknown". Reports quote only public questi
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from core.models import Answer
+
+_T = TypeVar("_T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS questions (
@@ -107,6 +113,7 @@ class Records:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
         self._migrate()
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="records")
 
     def _migrate(self) -> None:
         with self._lock, self._db:
@@ -116,6 +123,7 @@ class Records:
                     self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     def close(self) -> None:
+        self._worker.shutdown(wait=True)
         with self._lock:
             self._db.close()
 
@@ -253,23 +261,25 @@ class Records:
         answer: Answer,
         channel_kind: str = "unknown",
     ) -> str:
-        return await asyncio.to_thread(
-            self.record_answer, adapter, channel, user_id, question, answer, channel_kind
-        )
+        return await self._run(self.record_answer, adapter, channel, user_id, question, answer, channel_kind)
 
     async def arecord_feedback(self, answer_id: str, user_id: str, vote: int) -> bool:
-        return await asyncio.to_thread(self.record_feedback, answer_id, user_id, vote)
+        return await self._run(self.record_feedback, answer_id, user_id, vote)
 
     async def arecord_reason(self, answer_id: str, user_id: str, reason: str, details: str = "") -> bool:
-        return await asyncio.to_thread(self.record_reason, answer_id, user_id, reason, details)
+        return await self._run(self.record_reason, answer_id, user_id, reason, details)
 
     async def arecord_escalation(
         self, answer_id: str, adapter: str, channel: str, thread: str, user_id: str
     ) -> bool:
-        return await asyncio.to_thread(self.record_escalation, answer_id, adapter, channel, thread, user_id)
+        return await self._run(self.record_escalation, answer_id, adapter, channel, thread, user_id)
+
+    async def _run(self, call: Callable[..., _T], *args: object) -> _T:
+        """`call(*args)` on the store's own worker thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._worker, functools.partial(call, *args))
 
     async def ais_escalated(self, adapter: str, channel: str, thread: str) -> bool:
-        return await asyncio.to_thread(self.is_escalated, adapter, channel, thread)
+        return await self._run(self.is_escalated, adapter, channel, thread)
 
 
 def _records(rows: list[tuple[object, ...]]) -> Iterator[QuestionRecord]:

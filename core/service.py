@@ -25,7 +25,7 @@ from core.fingerprint import READER_KEYS, differences
 from core.generation import ChatLLM, LLMBusyError, LLMError, OpenAIChatLLM
 from core.indexer import Indexer
 from core.links import LinkPolicy
-from core.models import Answer, Retrieval, Source
+from core.models import Answer, Outcome, Retrieval, Source
 from core.progress import ProgressListener, ProgressTracker, ReindexProgress
 from core.prompting import Turn, build_messages, conversation_of, finalize, is_small_talk, search_query
 from core.retrieval import RetrievalConfig, Retriever
@@ -171,10 +171,10 @@ class RagService:
         except DocsBotError as exc:
             log.warning("question failed: %s", exc)
             log.debug("details", exc_info=exc)
-            answer = Answer(text=chat_sentence(exc), outcome="error", error=exc.code)
+            answer = Answer(text=chat_sentence(exc), outcome=Outcome.ERROR, error=exc.code)
         except Exception:
             log.exception("unexpected error while answering")
-            answer = Answer(text=DocsBotError.user_message, outcome="error", error=DocsBotError.code)
+            answer = Answer(text=DocsBotError.user_message, outcome=Outcome.ERROR, error=DocsBotError.code)
         assert answer is not None
         answer = dataclasses.replace(answer, seconds=time.perf_counter() - started)
         log.info(
@@ -190,12 +190,12 @@ class RagService:
         Adapters call it before posting anything; `stream` applies it too."""
         question = question.strip()
         if not question:
-            return Answer(text=USAGE, outcome="empty")
+            return Answer(text=USAGE, outcome=Outcome.EMPTY)
         if len(question) > self.settings.max_question_chars:
             return Answer(
                 text=f"That message is too long for me ({len(question)} characters; the limit is "
                 f"{self.settings.max_question_chars}). Please ask a shorter question.",
-                outcome="too_long",
+                outcome=Outcome.TOO_LONG,
             )
         return None
 
@@ -204,7 +204,7 @@ class RagService:
             yield refused
             return
         if is_small_talk(question):
-            yield Answer(text=SMALL_TALK, outcome="small_talk")
+            yield Answer(text=SMALL_TALK, outcome=Outcome.SMALL_TALK)
             return
         retrieval = await self.search(search_query(question, history))
         nearest = _sources(retrieval, 3)
@@ -214,7 +214,7 @@ class RagService:
             yield Answer(
                 text=f"I couldn't find this in the Milvus docs{why}. The closest pages are below. "
                 + COMMUNITY,
-                outcome="not_covered",
+                outcome=Outcome.NOT_COVERED,
                 sources=nearest,
                 retrieval=retrieval,
             )
@@ -222,7 +222,7 @@ class RagService:
         if self.llm is None:
             yield Answer(
                 text="Answer generation is off (no LLM configured); these docs sections match best:",
-                outcome="answered",
+                outcome=Outcome.ANSWERED,
                 sources=_sources(retrieval, len(retrieval.hits)),
                 retrieval=retrieval,
             )
@@ -249,7 +249,7 @@ class RagService:
             log.warning("LLM busy: %s", exc)
             yield Answer(
                 text=exc.user_message,
-                outcome="busy",
+                outcome=Outcome.BUSY,
                 sources=_sources(retrieval, 3),
                 retrieval=retrieval,
                 error=exc.code,
@@ -267,12 +267,12 @@ class RagService:
             else:
                 text = f"{exc.user_message} These docs sections look relevant:"
                 sources = _sources(retrieval, 3)
-            yield Answer(text=text, outcome="error", sources=sources, retrieval=retrieval, error=exc.code)
+            yield Answer(text=text, outcome=Outcome.ERROR, sources=sources, retrieval=retrieval, error=exc.code)
             return
         if rest := cleaner.flush():
             yield rest
         text, sources = finalize(policy.clean("".join(parts)), retrieval.hits)
-        yield Answer(text=text, outcome="answered", sources=sources, retrieval=retrieval)
+        yield Answer(text=text, outcome=Outcome.ANSWERED, sources=sources, retrieval=retrieval)
 
     async def warm_up(self) -> None:
         """Load the model and the vocabulary now, so the first question is not the slow one."""
