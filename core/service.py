@@ -267,7 +267,9 @@ class RagService:
             else:
                 text = f"{exc.user_message} These docs sections look relevant:"
                 sources = _sources(retrieval, 3)
-            yield Answer(text=text, outcome=Outcome.ERROR, sources=sources, retrieval=retrieval, error=exc.code)
+            yield Answer(
+                text=text, outcome=Outcome.ERROR, sources=sources, retrieval=retrieval, error=exc.code
+            )
             return
         if rest := cleaner.flush():
             yield rest
