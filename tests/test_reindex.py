@@ -309,3 +309,23 @@ async def test_sigterm_during_a_cli_reindex_records_it_interrupted_and_the_next_
         assert last is not None and last.outcome == "failed" and last.message.startswith("interrupted")
         run = await service.index()  # not refused: the lease was released, not left to expire
         assert run.outcome == "ok" and run.added == SITE_PAGES
+
+
+async def test_a_full_rebuild_carries_over_pages_that_failed_and_deletions_it_may_not_make(
+    tmp_path: Path, site: FakeDocsSite, embedder: CountingEmbedder
+) -> None:
+    async with open_service(site_settings(tmp_path, site), embedder=embedder, generation=False) as service:
+        assert (await service.index()).outcome == "ok"
+        site.errors.add("/docs/hnsw.md")  # 1 of 5 listed pages fails: above 10 %
+        del site.pages["scann.md"]
+        run = await service.index(full=True)
+        assert run.outcome == "needs_review" and run.message.startswith("rebuilt (--full)")
+        assert run.refused_deletions == ["scann.md"] and run.removed == 0
+        assert (await service.status()).pages == SITE_PAGES  # both kept in the new collection
+        hits = await service.search("What does M control in HNSW?")
+        assert hits.hits[0].chunk.page_id == "hnsw.md"
+
+        site.errors.clear()
+        forced = await service.index(full=True, force=True)
+        assert (forced.outcome, forced.removed) == ("ok", 1)
+        assert (await service.status()).pages == SITE_PAGES - 1
