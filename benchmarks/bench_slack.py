@@ -1,15 +1,19 @@
 """Slack front end under load: N concurrent mentions through the real bolt app (HTTP mode,
-signed requests) against the fake Slack Web API, with the fake LLM streaming at a fixed rate.
+signed requests) against the fake Slack Web API, with the fake LLM streaming at a fixed rate;
+once through native streaming (SLACK_STREAMING=native) and once through the edit path (edits),
+in the same run, so the two are compared on the same machine and load.
 
     python benchmarks/bench_slack.py [--mentions 50] [--token-delay 0.05] [--words 60]
                                      [--edit-interval 1.0] [--api-latency 0.02] [--configured-index]
 
 Retrieval is real (embedding model + Milvus Lite); by default over a temporary index of the test
 fixture pages, so the script needs no prepared index (--configured-index uses the settings' one).
-Measures: all answered, time from sending the event to the placeholder being posted (p50/p95),
-chat.update calls per answer (streamed edits + the final one), and the event loop's worst lag
-(a 10 ms ticker's overshoot) while it all runs. Everything (fakes included) shares one process
-and one event loop, as a worst case. Prints one JSON object.
+Measures per path: all answered; time from sending the event to the loading status (native:
+assistant.threads.setStatus; edits: the placeholder message) and to the first streamed text
+(native: chat.startStream, which carries the first words; edits: the first chat.update), p50/p95;
+Slack Web API calls per answer; and the event loop's worst lag (a 10 ms ticker's overshoot).
+Everything (fakes included) shares one process and one event loop, as a worst case. Prints one
+JSON object: {"native": {...}, "edits": {...}, "native_vs_edits": {ratios}}.
 """
 
 from __future__ import annotations
@@ -117,87 +121,135 @@ def _mention(slack: FakeSlack, n: int) -> dict[str, Any]:
     }
 
 
-async def main(args: argparse.Namespace) -> dict[str, object]:
+#: Web API methods that make up an answer in the thread (the rest: auth.test, conversations.info).
+ANSWER_CALLS = (
+    "assistant.threads.setStatus",
+    "chat.startStream",
+    "chat.appendStream",
+    "chat.stopStream",
+    "chat.postMessage",
+    "chat.update",
+)
+
+
+async def run_path(args: argparse.Namespace, base: RagService, root: Path, mode: str) -> dict[str, object]:
+    """N concurrent mentions with SLACK_STREAMING=`mode`; the figures of one path."""
     answer = " ".join(["HNSW's M sets the maximum number of edges per node [1]."] * (args.words // 10))
+    final = "chat.stopStream" if mode == "native" else "chat.update"
+    async with contextlib.AsyncExitStack() as stack:
+        slack = await FakeSlack(latency=args.api_latency).start()
+        stack.push_async_callback(slack.stop)
+        fake_llm = await FakeLLM(answer=answer, token_delay=args.token_delay).start()
+        stack.push_async_callback(fake_llm.stop)
+        settings: Settings = base.settings.model_copy(
+            update={
+                "slack_bot_token": SecretStr("xoxb-bench"),
+                "slack_signing_secret": SecretStr(SECRET),
+                "slack_mode": "http",
+                "slack_api_url": slack.api_url,
+                "slack_http_port": 0,
+                "slack_streaming": mode,
+                "stream_edit_interval": args.edit_interval,
+                "user_rate_limit": 0,
+                "records_path": root / f"records-{mode}.sqlite3",
+            }
+        )
+        llm = OpenAIChatLLM(fake_llm.base_url, "fake-model", concurrency=args.mentions, timeout=60.0)
+        stack.push_async_callback(llm.close)
+        records = Records(settings.records_path)
+        stack.callback(records.close)
+        core = ChatCore(settings, RagService(settings, base.store, base.embedder, llm), records)
+        adapter = SlackAdapter(core)
+        server = asyncio.create_task(adapter.run())
+        stack.callback(server.cancel)
+        await asyncio.wait_for(adapter.ready.wait(), 30)
+        url = f"http://127.0.0.1:{adapter.port}/slack/events"
+        http = await stack.enter_async_context(aiohttp.ClientSession())
+
+        def finished() -> int:
+            if mode == "native":
+                return len(slack.calls_to(final))
+            return sum(1 for c in slack.calls_to(final) if c.args.get("blocks"))
+
+        async def send(body: dict[str, Any]) -> tuple[str, float]:
+            data = json.dumps(body).encode()
+            sent = time.perf_counter()
+            async with http.post(url, data=data, headers=_signed(data)) as response:
+                assert response.status == 200, response.status
+            return body["event"]["ts"], sent
+
+        # Warm up: one mention (first auth.test, first LLM connection), not counted.
+        await send(_mention(slack, 999))
+        await slack.wait_for(lambda: finished() >= 1, 60)
+        slack.calls.clear()
+        warm_records = len(records.questions())
+
+        started = time.perf_counter()
+        with LoopLag() as lag:
+            sent = dict(await asyncio.gather(*(send(_mention(slack, n)) for n in range(args.mentions))))
+            await slack.wait_for(lambda: finished() >= args.mentions, args.timeout)
+        wall = time.perf_counter() - started
+        outcomes = Counter(r.outcome for r in records.questions()[warm_records:])
+        thread_of = {ts: str(m.get("thread_ts", "")) for (_channel, ts), m in slack.messages.items()}
+
+    calls: dict[str, list[tuple[str, float]]] = {thread: [] for thread in sent}
+    for call in slack.calls:
+        if call.method not in ANSWER_CALLS:
+            continue
+        thread = str(call.args.get("thread_ts") or thread_of.get(str(call.args.get("ts", "")), ""))
+        if thread in calls:
+            calls[thread].append((call.method, call.at))
+    to_status, to_text, per_answer = [], [], []
+    for thread, at in sent.items():
+        made = calls[thread]
+        per_answer.append(len(made))
+        status = "assistant.threads.setStatus" if mode == "native" else "chat.postMessage"
+        first_text = "chat.startStream" if mode == "native" else "chat.update"
+        to_status += [t - at for method, t in made if method == status][:1]
+        to_text += [t - at for method, t in made if method == first_text][:1]
+    per_answer.sort()
+    methods = Counter(method for made in calls.values() for method, _ in made)
+    return {
+        "answered": outcomes.get("answered", 0),
+        "all_answered": outcomes.get("answered", 0) == args.mentions,
+        "loading_status_p50_ms": percentile_ms(to_status, 0.5),
+        "loading_status_p95_ms": percentile_ms(to_status, 0.95),
+        "first_text_p50_ms": percentile_ms(to_text, 0.5),
+        "first_text_p95_ms": percentile_ms(to_text, 0.95),
+        "calls_per_answer_mean": round(sum(per_answer) / len(per_answer), 2),
+        "calls_per_answer_min": per_answer[0],
+        "calls_per_answer_max": per_answer[-1],
+        "calls_by_method": {m: round(n / args.mentions, 2) for m, n in sorted(methods.items())},
+        "event_loop_lag_p99_ms": percentile_ms(lag.samples, 0.99),
+        "event_loop_lag_max_ms": percentile_ms(lag.samples, 1.0),
+        "wall_seconds": round(wall, 2),
+    }
+
+
+async def main(args: argparse.Namespace) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        async with _indexed(args.configured_index, root) as base, contextlib.AsyncExitStack() as stack:
-            slack = await FakeSlack(latency=args.api_latency).start()
-            stack.push_async_callback(slack.stop)
-            fake_llm = await FakeLLM(answer=answer, token_delay=args.token_delay).start()
-            stack.push_async_callback(fake_llm.stop)
-            settings: Settings = base.settings.model_copy(
-                update={
-                    "slack_bot_token": SecretStr("xoxb-bench"),
-                    "slack_signing_secret": SecretStr(SECRET),
-                    "slack_mode": "http",
-                    "slack_api_url": slack.api_url,
-                    "slack_http_port": 0,
-                    "stream_edit_interval": args.edit_interval,
-                    "user_rate_limit": 0,
-                    "records_path": root / "records.sqlite3",
-                }
-            )
-            llm = OpenAIChatLLM(fake_llm.base_url, "fake-model", concurrency=args.mentions, timeout=60.0)
-            stack.push_async_callback(llm.close)
-            records = Records(settings.records_path)
-            stack.callback(records.close)
-            core = ChatCore(settings, RagService(settings, base.store, base.embedder, llm), records)
-            adapter = SlackAdapter(core)
-            server = asyncio.create_task(adapter.run())
-            stack.callback(server.cancel)
-            await asyncio.wait_for(adapter.ready.wait(), 30)
-            url = f"http://127.0.0.1:{adapter.port}/slack/events"
-            http = await stack.enter_async_context(aiohttp.ClientSession())
+        async with _indexed(args.configured_index, root) as base:
+            edits = await run_path(args, base, root, "edits")
+            native = await run_path(args, base, root, "native")
 
-            async def send(body: dict[str, Any]) -> tuple[str, float]:
-                data = json.dumps(body).encode()
-                sent = time.perf_counter()
-                async with http.post(url, data=data, headers=_signed(data)) as response:
-                    assert response.status == 200, response.status
-                return body["event"]["ts"], sent
+    def ratio(key: str) -> float | None:
+        a, b = native[key], edits[key]
+        return round(float(a) / float(b), 2) if isinstance(a, int | float) and b else None  # type: ignore[arg-type]
 
-            # Warm up: one mention (first auth.test, first LLM connection), not counted.
-            await send(_mention(slack, 999))
-            await slack.wait_for(lambda: any(c.args.get("blocks") for c in slack.calls_to("chat.update")), 60)
-            slack.calls.clear()
-            warm_records = len(records.questions())
-
-            started = time.perf_counter()
-            with LoopLag() as lag:
-                sent = dict(await asyncio.gather(*(send(_mention(slack, n)) for n in range(args.mentions))))
-                await slack.wait_for(
-                    lambda: (
-                        sum(1 for c in slack.calls_to("chat.update") if c.args.get("blocks")) >= args.mentions
-                    ),
-                    args.timeout,
-                )
-            wall = time.perf_counter() - started
-            outcomes = Counter(r.outcome for r in records.questions()[warm_records:])
-
-    placeholders = {c.args["thread_ts"]: c.at for c in slack.calls_to("chat.postMessage")}
-    to_placeholder = [placeholders[ts] - at for ts, at in sent.items() if ts in placeholders]
-    updates = Counter(c.args["ts"] for c in slack.calls_to("chat.update"))
-    per_answer = sorted(updates.values())
     return {
         "benchmark": "slack_concurrent_mentions",
         "mentions": args.mentions,
-        "answered": outcomes.get("answered", 0),
-        "outcomes": dict(outcomes),
-        "all_answered": outcomes.get("answered", 0) == args.mentions,
         "llm": f"fake, {args.words} words at one per {args.token_delay * 1000:.0f} ms",
         "stream_edit_interval_s": args.edit_interval,
         "slack_api_latency_ms": args.api_latency * 1000,
-        "placeholder_p50_ms": percentile_ms(to_placeholder, 0.5),
-        "placeholder_p95_ms": percentile_ms(to_placeholder, 0.95),
-        "placeholder_max_ms": percentile_ms(to_placeholder, 1.0),
-        "chat_update_per_answer_mean": round(sum(per_answer) / len(per_answer), 2),
-        "chat_update_per_answer_min": per_answer[0],
-        "chat_update_per_answer_max": per_answer[-1],
-        "event_loop_lag_p99_ms": percentile_ms(lag.samples, 0.99),
-        "event_loop_lag_max_ms": percentile_ms(lag.samples, 1.0),
         "cpu_cores": os.cpu_count(),
-        "wall_seconds": round(wall, 2),
+        "native": native,
+        "edits": edits,
+        "native_vs_edits": {
+            key: ratio(key)
+            for key in ("calls_per_answer_mean", "loading_status_p50_ms", "first_text_p50_ms", "wall_seconds")
+        },
     }
 
 
