@@ -184,7 +184,8 @@ class ChunkStore:
     def drop_orphans(self) -> list[str]:
         """Drop collections left by a rebuild that never finished (killed, failed to clean up)."""
         live = self.live_collection()
-        pattern = re.compile(rf"^{re.escape(self.collection)}_v\d+$")
+        # only our own names: `_v` + a microsecond timestamp (not e.g. a `milvus_docs_v2` of another app)
+        pattern = re.compile(rf"^{re.escape(self.collection)}_v\d{{16,}}$")
         orphans = [
             name for name in self._call(self.client.list_collections) if pattern.match(name) and name != live
         ]
