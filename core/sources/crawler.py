@@ -506,12 +506,11 @@ class SiteCrawler:
         """robots.txt's Crawl-delay: request starts are at least that far apart."""
         if not self._delay:
             return
-        async with self._pace_lock:
-            now = time.monotonic()
-            wait = self._next_slot - now
-            self._next_slot = max(now, self._next_slot) + self._delay
-        if wait > 0:
-            await asyncio.sleep(wait)
+        async with self._pace_lock:  # held while waiting: the next start is stamped after this one
+            wait = self._next_slot - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._next_slot = time.monotonic() + self._delay  # from the real start, however late
 
     # --- the cache (read and written in a worker thread) --------------------------------------
 
