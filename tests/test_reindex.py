@@ -19,7 +19,7 @@ from core.service import open_service
 
 from .conftest import FIXTURE_DOCS, CountingEmbedder, make_settings
 from .fakes.docs_site import FakeDocsSite
-from .test_server_uri import milvus_server  # noqa: F401 (a fixture)
+from .test_server_uri import _free_port, milvus_server  # noqa: F401 (a fixture)
 
 AGENT = "MilvusDocsBot-test/0.1 (+https://example.org/contact)"
 SITE_PAGES = 6  # the fixture pages the fake site publishes
@@ -329,3 +329,50 @@ async def test_a_full_rebuild_carries_over_pages_that_failed_and_deletions_it_ma
         forced = await service.index(full=True, force=True)
         assert (forced.outcome, forced.removed) == ("ok", 1)
         assert (await service.status()).pages == SITE_PAGES - 1
+
+
+async def test_sigterm_during_a_serve_reindex_stops_it_cleanly_and_the_next_run_completes(
+    tmp_path: Path, site: FakeDocsSite, embedder: CountingEmbedder
+) -> None:
+    """A real `docsbot serve` process indexing its empty index at start-up gets SIGTERM."""
+    settings = site_settings(tmp_path, site)
+    site.slow["/docs/hnsw.md"] = 60.0
+    env = {
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("MILVUS_", "DOCS_", "REINDEX_", "SLACK_", "DISCORD_", "LLM_"))
+        },
+        "PYTHONPATH": str(Path(__file__).parent.parent),
+        "MILVUS_URI": settings.milvus_uri,
+        "DATA_DIR": str(settings.data_dir),
+        "RECORDS_PATH": str(tmp_path / "records.sqlite3"),
+        "COLLECTION": settings.collection,
+        "DOCS_SOURCE": site.docs_url,
+        "CRAWL_USER_AGENT": AGENT,
+        "LLM_BASE_URL": f"http://127.0.0.1:{_free_port()}/v1",  # down: serve starts anyway
+        "OPS_PORT": "0",
+        "ASK_PORT": str(_free_port()),
+        "SHUTDOWN_GRACE": "5",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.fakes.ask_adapter", env=env, cwd=tmp_path, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        await _until(lambda: any(r.path == "/docs/hnsw.md" for r in site.requests))
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    log = stderr.decode()
+    assert process.returncode == 0, log[-2000:]
+    assert "interrupts the running reindex" in log and "Traceback" not in log
+
+    site.slow.clear()
+    async with open_service(settings, embedder=embedder, generation=False) as service:
+        last = service.last_run()
+        assert last is not None and last.trigger == "startup" and last.message.startswith("interrupted")
+        run = await service.index()  # the lease was released at shutdown, not left to expire
+        assert run.outcome == "ok" and run.added == SITE_PAGES
