@@ -26,7 +26,7 @@ from discord.ext import commands
 from bot.chat.limits import Seen
 from bot.chat.questions import looks_like_question
 from bot.chat.texts import ERROR_SENTENCE
-from bot.discord.questions import with_title
+from bot.discord.questions import HISTORY_MESSAGES, with_title
 from bot.discord.render import NO_PINGS
 from core.config import Settings
 
@@ -123,6 +123,29 @@ class HelpCog(commands.Cog):
             return
         asker = await self.questions.asker_of(channel)
         if message.author.id == asker or mentioned:
+            if await self._helper_wrote(channel, message):  # before a restart, say
+                return
             await self.questions.answer_message(
                 message, self.questions.clean(message.content), follow_up=True, needs_human=True
             )
+
+    async def _helper_wrote(self, thread: discord.Thread, message: discord.Message) -> bool:
+        """Whether a helper wrote in the thread's recent messages (read back, so silence also
+        holds for messages from before a restart); remembers the answer as a quiet thread."""
+        if not self.channels.helper_roles:
+            return False
+        others = {
+            old.author.id
+            async for old in thread.history(limit=HISTORY_MESSAGES, before=message)
+            if not old.author.bot and old.author.id != message.author.id
+        }
+        for user_id in others:
+            try:
+                member = thread.guild.get_member(user_id) or await thread.guild.fetch_member(user_id)
+            except discord.HTTPException:  # left the server, or not readable: not a helper we know
+                continue
+            if self.channels.is_helper(member):
+                self.channels.quiet(thread.id)
+                log.info("helper %s wrote in thread %s earlier: the bot stays quiet", user_id, thread.id)
+                return True
+        return False

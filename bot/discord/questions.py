@@ -23,6 +23,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.chat.flow import ChatCore
+from bot.chat.limits import Seen
 from bot.chat.outcomes import is_votable
 from bot.chat.texts import ERROR_SENTENCE
 from bot.discord.feedback import answer_view
@@ -37,6 +38,9 @@ log = logging.getLogger("docsbot.discord")
 
 #: Earlier messages read for a follow-up's history.
 HISTORY_MESSAGES = 8
+#: Message ids remembered as answered (a message delivered twice is answered once), and how long.
+SEEN_MESSAGES = 10_000
+SEEN_SECONDS = 3600.0
 DMS_OFF = "I only answer in servers here; ask me in a channel with /ask or a mention."
 
 
@@ -115,6 +119,7 @@ class QuestionsCog(commands.Cog):
         self.bot = bot
         self.core = core
         self.settings = core.settings
+        self.seen = Seen(max_keys=SEEN_MESSAGES, max_age=SEEN_SECONDS)  # messages answered (dedupe)
         dms = self.settings.discord_allow_dms
         self.ask.allowed_contexts = app_commands.AppCommandContext(guild=True, dm_channel=dms)
 
@@ -156,6 +161,9 @@ class QuestionsCog(commands.Cog):
         """Answer `question` (asked by `message`): a reply, or in a new thread started from the
         message (`new_thread`, only at the top level of a text channel). A `follow_up` carries
         the conversation so far; `needs_human` adds the "Needs a human" button."""
+        if not self.seen.first_time(str(message.id)):  # the gateway sent it again (a resume)
+            log.info("message %s was already answered; skipped", message.id)
+            return
         user = str(message.author.id)
         if (refusal := self.core.refuse(user, question)) is not None:
             await message.reply(refusal, allowed_mentions=NO_PINGS)

@@ -435,3 +435,12 @@ def test_no_previews_brackets_links_but_leaves_code_alone() -> None:
         "`curl https://localhost:19530/v2` and\n```bash\ncurl https://localhost:19530/v2/vectordb\n```"
     )
     assert not bare_links(no_previews(text))
+
+
+async def test_a_message_delivered_twice_is_answered_once(bot: Bot) -> None:
+    discord = bot.discord
+    asked = await discord.send_message(QUESTION, author=member())
+    await discord.dispatch("MESSAGE_CREATE", asked)  # as after a gateway resume
+    await discord.wait_until(answered(discord))
+    await asyncio.sleep(0.4)
+    assert len(bot.llm.requests) == 1 and len(discord.bot_messages()) == 1

@@ -184,3 +184,22 @@ async def test_an_auto_reply_channel_answers_questions_in_a_thread_and_ignores_c
     await discord.wait_until(answered(discord, 2))
     assert help.answer_in(thread)["content"].startswith("Its default is 16 [1].")
     assert "how do I choose M" in json.dumps(help.llm.requests[1]["messages"])
+
+
+async def test_silence_after_a_helper_holds_across_a_restart(
+    indexed_service: RagService, fake_discord: FakeDiscord, fake_llm: FakeLLM, tmp_path: Path
+) -> None:
+    discord, alice, hana = fake_discord, member("alice"), member("hana")
+    forum = discord.add_forum("help-forum")
+    helpers = discord.add_role("milvus helpers")
+    settings = {"discord_forum_channel_ids": forum, "discord_helper_role_ids": helpers}
+    async with running_bot(indexed_service, discord, fake_llm, tmp_path, **settings):
+        thread, _starter = await discord.forum_post(forum, "HNSW index parameters", QUESTION, author=alice)
+        await discord.wait_until(answered(discord))
+    # while the bot is away (a restart), a helper answers in the post
+    discord.message("M is the graph degree.", author=hana, channel_id=thread["id"], roles=[helpers])
+    async with running_bot(indexed_service, discord, fake_llm, tmp_path, **settings):
+        await discord.send_message(FOLLOW_UP, author=alice, mention=False, channel_id=thread["id"])
+        await discord.wait_until(lambda: bool(discord.rest("GET", rf"/guilds/\d+/members/{hana['id']}")))
+        await asyncio.sleep(0.4)
+        assert len(fake_llm.requests) == 1 and len(discord.bot_messages(thread["id"])) == 1

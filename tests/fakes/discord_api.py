@@ -6,10 +6,11 @@ One aiohttp server on 127.0.0.1 plays both parts:
   server with one text channel (plus the channels, forums and roles a test adds), heartbeat
   ACKs, RESUME -> RESUMED; tests push MESSAGE_CREATE, THREAD_CREATE and INTERACTION_CREATE
   through it (`send_message`, `forum_post`, `command`, `click`, `submit_modal`);
-- the REST API (`/api/v10/...`): login, application info, command sync, channels (read, edit a
-  thread's tags), messages (create, edit, read, list), typing, threads started from a message,
-  interaction callbacks (messages, deferrals, message updates, modals), the interaction webhook
-  (original response and followups). Every call is recorded with its JSON body and the time.
+- the REST API (`/api/v10/...`): login, application info, command sync, members (read),
+  channels (read, edit a thread's tags), messages (create, edit, read, list), typing, threads
+  started from a message, interaction callbacks (messages, deferrals, message updates,
+  modals), the interaction webhook (original response and followups). Every call is recorded
+  with its JSON body and the time.
 
 Forums work like Discord's: a post is a thread (type 11) in a forum channel (type 15) whose
 starter message has the thread's id; `applied_tags` must name tags the forum offers. Members
@@ -91,6 +92,7 @@ class FakeDiscord:
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)
     roles: dict[str, dict[str, Any]] = field(default_factory=dict)  # extra guild roles by id
+    members: dict[str, dict[str, Any]] = field(default_factory=dict)  # user id -> member (with user)
     modals: dict[str, dict[str, Any]] = field(default_factory=dict)  # interaction id -> modal shown
     commands: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> registered command
     identify: dict[str, Any] | None = None
@@ -215,6 +217,7 @@ class FakeDiscord:
             data["guild_id"] = self.guild_id
             if not author.get("bot"):
                 data["member"] = _member(roles)
+                self.members[author["id"]] = data["member"] | {"user": author}
         if reply_to is not None:
             data["message_reference"] = {
                 "message_id": reply_to["id"],
@@ -519,6 +522,7 @@ class FakeDiscord:
             ("GET", r"/oauth2/applications/@me", self._application),
             ("PUT", r"/applications/\d+/commands", self._sync),
             ("PUT", r"/applications/\d+/guilds/(\d+)/commands", self._sync),
+            ("GET", r"/guilds/\d+/members/(\d+)", self._get_member),
             ("GET", r"/channels/(\d+)", self._get_channel),
             ("PATCH", r"/channels/(\d+)", self._edit_channel),
             ("POST", r"/channels/(\d+)/typing", self._typing),
@@ -654,6 +658,11 @@ class FakeDiscord:
                 "locked": False,
             },
         }
+
+    async def _get_member(self, request: web.Request, body: Any, user_id: str) -> web.Response:
+        """A member of the server (one who has written a message), with their current roles."""
+        found = self.members.get(user_id)
+        return _json(found) if found is not None else _error(404, 10007, "Unknown Member")
 
     async def _get_channel(self, request: web.Request, body: Any, channel_id: str) -> web.Response:
         found = self.channels.get(channel_id)
