@@ -188,8 +188,10 @@ class Settings(BaseSettings):
     discord_token: SecretStr = Field(SecretStr(""), description="Bot token; Discord starts when set.")
     discord_api_base_url: str = Field("https://discord.com/api/v10", description="REST API base.")
     discord_gateway_url: str = Field("", description="Gateway URL override (empty: Discord's own).")
-    discord_guild_ids: str = Field("", description="Comma-separated guilds for fast command sync.")
-    discord_admin_role_ids: str = Field("", description="Roles allowed to /reindex (besides Manage Server).")
+    discord_guild_ids: str = Field(
+        "", description="Comma-separated guilds: commands synced there at once; /reindex only from them."
+    )
+    discord_admin_role_ids: str = Field("", description="Roles allowed to /reindex (Manage Server is not).")
     discord_admin_user_ids: str = Field("", description="Users allowed to /reindex.")
     discord_reply_in_thread: bool = Field(False, description="Answer mentions in a new thread.")
     discord_allow_dms: bool = Field(True, description="/ask and mentions work in DMs.")
