@@ -376,3 +376,23 @@ async def test_sigterm_during_a_serve_reindex_stops_it_cleanly_and_the_next_run_
         assert last is not None and last.trigger == "startup" and last.message.startswith("interrupted")
         run = await service.index()  # the lease was released at shutdown, not left to expire
         assert run.outcome == "ok" and run.added == SITE_PAGES
+
+
+async def test_a_run_whose_lease_was_taken_over_stops_before_writing(
+    tmp_path: Path, site: FakeDocsSite, embedder: CountingEmbedder
+) -> None:
+    async with open_service(site_settings(tmp_path, site), embedder=embedder, generation=False) as service:
+        assert (await service.index()).outcome == "ok"
+        site.pages["replica.md"] = site.pages["replica.md"].replace("in-memory replicas", "memory copies")
+        service.indexer.lease = ReindexLease(service.store, ttl=0.6)  # renewed every 0.2 s
+        site.slow["/docs/hnsw.md"] = 1.5
+        site.requests.clear()
+        job, _ = service.start_reindex()
+        await _until(lambda: any(r.path == "/docs/hnsw.md" for r in site.requests))
+        thief = ReindexLease(service.store, ttl=600)  # as if our lease had expired meanwhile
+        await asyncio.to_thread(thief._write)
+        run = await job.wait()
+        assert run.outcome == "failed" and "took over the reindex lease" in run.message
+        assert run.chunks_embedded == 0
+        assert service.store.chunks_of(["replica.md"])[0].page_hash != ""  # nothing written
+        assert (await asyncio.to_thread(thief._read) or {}).get("holder") == thief.holder  # not released
