@@ -125,8 +125,11 @@ class ThreadReply:
                 self.sent = partial
                 return
             except SlackApiError as exc:
-                if self.ts is not None:  # the stream broke midway: finish() posts the answer
+                if self.ts is not None:
+                    # A failed append keeps its text in the stream's buffer: it goes out with the
+                    # next append or the stop, so it counts as sent.
                     log.warning("slack: appendStream failed in %s: %s", self.channel, _error(exc))
+                    self.sent = partial
                     return
                 self._fall_back(_error(exc))
                 if not await self._post_placeholder():

@@ -125,3 +125,24 @@ async def test_model_markup_in_a_stream_cannot_mention_anyone(start: Start) -> N
     for live in ("<!channel>", "<@U999>", "@here"):
         assert live not in streamed
     assert f"<@{BOT_USER_ID}>" not in streamed
+
+
+async def test_a_failed_append_loses_no_text(start: Start) -> None:
+    bot = await start(slack_streaming="native")
+    bot.llm.token_delay = 0.05
+    bot.slack.faults["chat.appendStream"] = [(200, {})]  # the first append fails (not retried)
+    await bot.event(bot.mention(QUESTION))
+    await stopped(bot)
+    [stop] = bot.slack.calls_to("chat.stopStream")
+    text = bot.slack.messages[("C1", stop.args["ts"])]["text"]
+    assert text == bot.core.records.questions()[0].answer  # every word, once
+
+
+async def test_a_stream_that_cannot_be_stopped_is_replaced_by_the_final_message(start: Start) -> None:
+    bot = await start(slack_streaming="native")
+    bot.slack.faults["chat.stopStream"] = [(200, {})]
+    await bot.event(bot.mention(QUESTION))
+    [final] = await bot.answered(1)  # chat.update of the streamed message with the final blocks
+    [begin] = bot.slack.calls_to("chat.startStream")
+    assert final["channel"] == "C1" and "maximum number of edges" in final["blocks"][0]["text"]["text"]
+    assert bot.slack.messages[("C1", final["ts"])]["thread_ts"] == begin.args["thread_ts"]
