@@ -24,7 +24,7 @@ from aiohttp import web
 
 from bot.chat.flow import ChatCore
 from bot.metrics import CONTENT_TYPE, Metrics
-from core.errors import StoreError
+from core.errors import NotReady, StoreError
 from core.service import RagService
 from core.store import ChunkStore
 
@@ -159,10 +159,6 @@ class OpsServer:
             log.info("readiness: the LLM server at %s: %r", base, exc)
             raise NotReady(f"LLM server at {base} is unreachable") from exc
         return f"LLM server at {base} is up"
-
-
-class NotReady(Exception):
-    """A readiness check failed; the message says why (shown in /readyz)."""
 
 
 async def check_index(store: ChunkStore) -> str:

@@ -16,15 +16,11 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, cast
 
-from core.errors import StoreError
+from core.errors import MilvusNotConnectedError
 from core.store import ChunkStore
 
 if TYPE_CHECKING:  # imported at run time by core.store, which hides MILVUS_URI from pymilvus
     from pymilvus import MilvusClient
-
-
-class MilvusNotConnectedError(StoreError):
-    """Milvus has not answered yet since start-up (the background connect keeps trying)."""
 
 
 class DeferredMilvusClient:

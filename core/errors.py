@@ -140,3 +140,19 @@ class IndexMismatchError(ConfigError):
 
 class ReindexBusyError(SourceError):
     """Another process (or another run in this one) is reindexing the same collection."""
+
+
+class LocalLLMError(DocsBotError):
+    """The embedded llama.cpp server could not start (no package, no model, not listening)."""
+
+    @property
+    def user_message(self) -> str:  # type: ignore[override]
+        return str(self)
+
+
+class MilvusNotConnectedError(StoreError):
+    """Milvus has not answered yet since start-up (the background connect keeps trying)."""
+
+
+class NotReady(Exception):
+    """A readiness check of `docsbot serve` failed; the message says why (shown in /readyz)."""

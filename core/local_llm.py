@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from core.errors import DocsBotError
+from core.errors import LocalLLMError
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +65,6 @@ QWEN_CODER_0_5B = PackagedModel(
 )
 #: Preference order when LOCAL_LLM_MODEL_PATH is empty: the first one installed is used.
 PACKAGED_MODELS = (QWEN_CODER_0_5B, QWEN_CODER_1_5B)
-
-
-class LocalLLMError(DocsBotError):
-    @property
-    def user_message(self) -> str:  # type: ignore[override]
-        return str(self)
 
 
 def llama_cpp_available() -> bool:
