@@ -295,8 +295,8 @@ async def cmd_eval(service: RagService, args: argparse.Namespace) -> int:
     questions = load_questions(args.questions)
     judged = await evaluate(questions, service.search, service.decide, k=args.k)
     if args.details:
-        rows = details(judged)
-        Path(args.details).write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+        lines = "".join(json.dumps(row) + "\n" for row in details(judged))
+        await asyncio.to_thread(Path(args.details).write_text, lines, encoding="utf-8")
     summary = summarize(judged)
     answers = await _eval_answers(service, questions, verbose=not args.json) if args.answers else {}
     if args.json:

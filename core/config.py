@@ -69,14 +69,14 @@ class Settings(BaseSettings):
     # --- retrieval ---------------------------------------------------------------------------
     top_k: int = Field(5, gt=0, le=50)
     retrieval_candidates: int = Field(20, gt=0, le=500, description="Hits per search before fusion.")
-    rrf_k: int = Field(60, gt=0)
+    rrf_k: int = Field(10, gt=0)
     dense_weight: float = Field(1.0, ge=0)
-    sparse_weight: float = Field(0.5, ge=0)
+    sparse_weight: float = Field(0.3, ge=0)
     min_confidence: float = Field(
-        0.3, ge=0, le=1, description="Retrieval gate: lowest best-match cosine still answered."
+        0.3, ge=0, le=1, description="Retrieval gate floor: below this best-match cosine, always declined."
     )
     decline_unknown_terms: bool = Field(
-        True, description="Decline questions naming things the docs never mention."
+        True, description="Let unknown product names (words the docs never use) count in the retrieval gate."
     )
 
     # --- generation (any OpenAI-compatible server: vLLM in production) -----------------------

@@ -2,7 +2,8 @@
 
 Page level: a hit is a retrieved chunk from one of the question's `relevant_pages`. Reports, over
 in-scope questions, hit@1, hit@5 and MRR@10, and the retrieval gate's decline rate on in-scope and
-on out-of-scope questions, overall and per kind.
+on out-of-scope questions, overall and per kind. `details` gives one JSON-ready row per question:
+the rank of the first relevant page, the top pages, and the gate's decision with its reason.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import SourceError
+from core.gate import Decision
 from core.models import Retrieval
 
 OUT_OF_SCOPE = "out_of_scope"
@@ -26,6 +28,7 @@ class Question:
     question: str
     relevant_pages: tuple[str, ...]
     kind: str
+    split: str = ""  # "tune" / "heldout" where the file says
     answer_facts: tuple[str, ...] = ()  # what a good answer states (scored by core.answer_eval)
 
 
@@ -34,6 +37,7 @@ class Judged:
     question: Question
     ranked_pages: tuple[str, ...]  # distinct page ids, best first
     declined: bool
+    decision: Decision | None = None
 
     @property
     def rank(self) -> int | None:
@@ -61,6 +65,7 @@ def load_questions(path: str | Path) -> list[Question]:
                     question=str(row["question"]),
                     relevant_pages=tuple(row.get("relevant_pages") or ()),
                     kind=str(row.get("kind") or ("in_scope" if row.get("relevant_pages") else OUT_OF_SCOPE)),
+                    split=str(row.get("split") or ""),
                     answer_facts=tuple(str(fact) for fact in row.get("answer_facts") or ()),
                 )
             )
@@ -74,15 +79,34 @@ def load_questions(path: str | Path) -> list[Question]:
 async def evaluate(
     questions: list[Question],
     search: Callable[[str, int], Awaitable[Retrieval]],
-    is_covered: Callable[[Retrieval], bool],
+    decide: Callable[[Retrieval], Decision],
     k: int = 10,
 ) -> list[Judged]:
     judged = []
     for q in questions:
         retrieval = await search(q.question, k)
         pages = tuple(dict.fromkeys(hit.chunk.page_id for hit in retrieval.hits))
-        judged.append(Judged(q, pages, declined=not is_covered(retrieval)))
+        decision = decide(retrieval)
+        judged.append(Judged(q, pages, declined=not decision.covered, decision=decision))
     return judged
+
+
+def details(judged: list[Judged]) -> list[dict[str, Any]]:
+    """One row per question (`docsbot eval --details`): where the first relevant page ranked,
+    the top pages, and the gate's decision with its probability, signals and reason."""
+    return [
+        {
+            "id": j.question.id,
+            "kind": j.question.kind,
+            "rank": j.rank,
+            "relevant_pages": list(j.question.relevant_pages),
+            "top_pages": list(j.ranked_pages[:5]),
+            "declined": j.declined,
+            "gate": j.decision.as_dict() if j.decision else None,
+            "question": j.question.question,
+        }
+        for j in judged
+    ]
 
 
 def _scores(rows: list[Judged]) -> dict[str, float]:
@@ -149,4 +173,3 @@ def format_report(summary: dict[str, Any]) -> str:
         lines += ["", "not at rank 1:"]
         lines += [f"  {m['id']} rank={m['rank']} got={m['got']}  {m['question']}" for m in summary["misses"]]
     return "\n".join(lines)
-

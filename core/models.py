@@ -56,6 +56,18 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """The retrieval gate's signals for one search (see `core.gate`)."""
+
+    cosine: float  # best dense cosine
+    support: float  # 0..1: IDF share of the question's docs words found in one top passage
+    agreement: float  # 0..1: share of the dense top-5 pages also in the BM25 top 5
+    unknown: float  # 0..1: rarity of the rarest unknown name (0: none)
+    margin: float = 0.0  # best cosine minus the mean of the dense top 10
+    overlap: float = 0.0  # 0..1: share of the top-5 passages found by both searches
+
+
+@dataclass(frozen=True)
 class Retrieval:
     """What a search returns: hits best first, and how sure we are the docs cover the question."""
 
@@ -65,6 +77,7 @@ class Retrieval:
     unknown_terms: tuple[str, ...] = ()  # distinctive query words the docs never use
     seconds: float = 0.0
     dense_only: bool = False  # the collection has no BM25 field (server without the function)
+    evidence: Evidence | None = None  # the gate's signals (None: nothing retrieved)
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,15 @@
 
 The fusion runs here rather than in Milvus's RRFRanker because Milvus's RRF has no weights and
 because the dense cosines are needed anyway for the confidence signal. Hits are deduplicated per
-section (one passage per deep link, identical passages once) before cutting to k.
+section (one passage per deep link, identical passages once), then ordered by page: each page
+scores the sum of its passages' scores, discounted by `PAGE_DECAY` per further passage, and the
+best passage of every page comes first, in page order, before the pages' other passages. A page
+that several passages match outranks a page with one lucky passage.
 
-The confidence signal has two parts: the best dense cosine (a floor for gibberish and small talk)
-and the query's unknown terms (see `core.vocabulary`); `RagService.is_covered` applies the gate.
+The query loses chat mentions, greetings and thanks first ("hey folks, ..." / "thanks in advance").
+
+Each search also measures the retrieval gate's signals (`core.gate.measure`: best cosine, key-term
+support, dense/BM25 page agreement, unknown names); `RagService.is_covered` applies the gate.
 """
 
 from __future__ import annotations
@@ -18,25 +23,45 @@ import time
 from dataclasses import dataclass
 
 from core.embedding import Embedder, embed_query
+from core.gate import measure
 from core.models import Chunk, Hit, Retrieval
 from core.store import ChunkStore
 from core.vocabulary import Vocabulary
 
 _MENTION = re.compile(r"<@[^>]+>|@\w+")
+_GREETING = re.compile(
+    r"^(?:(?:hi|hello|hey|heya|hiya|yo|howdy|greetings|good (?:morning|afternoon|evening)|dear)"
+    r"(?:\s+(?:all|everyone|everybody|folks|guys|team|there|people|devs|milvus team|y'?all))?|"
+    r"quick question|question|sorry (?:if|for)[^,.!?]*|newbie here|noob question)\s*[,!.:;\-–—]*\s*",
+    re.I,
+)
+_THANKS = re.compile(
+    r"\s*(?:thanks|thank you|thx|ty|cheers|tia|appreciate (?:it|any help))"
+    r"(?: (?:in advance|a lot|so much|all))?[\s.!]*$",
+    re.I,
+)
+#: Each further passage of a page adds this share of its score to the page's score.
+PAGE_DECAY = 0.3
 
 
 @dataclass(frozen=True)
 class RetrievalConfig:
     top_k: int = 5
     candidates: int = 20
-    rrf_k: int = 60
+    rrf_k: int = 10
     dense_weight: float = 1.0
-    sparse_weight: float = 0.5
+    sparse_weight: float = 0.3
 
 
 def clean_query(text: str) -> str:
-    """Drop chat mentions and collapse whitespace; the words themselves are left alone."""
-    return " ".join(_MENTION.sub(" ", text).split())
+    """Drop chat mentions, leading greetings and trailing thanks, and collapse whitespace."""
+    query = " ".join(_MENTION.sub(" ", text).split())
+    while query:
+        shorter = _THANKS.sub("", _GREETING.sub("", query, count=1)).strip()
+        if not shorter or shorter == query:
+            break  # nothing left to strip, or nothing but a greeting: keep it
+        query = shorter
+    return query
 
 
 class Retriever:
@@ -68,18 +93,20 @@ class Retriever:
             asyncio.to_thread(self.store.dense_search, vector, cfg.candidates),
             asyncio.to_thread(self.store.sparse_search, query, cfg.candidates),
         )
-        hits = fuse(dense, sparse, cfg)
-        top = tuple(dedupe(hits)[: k or cfg.top_k])
+        hits = by_page(dedupe(fuse(dense, sparse, cfg)))
+        top = tuple(hits[: k or cfg.top_k])
         vocabulary = await self.vocabulary()
         # fuzzy matching against thousands of words: off the event loop, like the searches
-        unknown = await asyncio.to_thread(vocabulary.unknown_terms, query)
+        terms = await asyncio.to_thread(vocabulary.analyse, query)
+        evidence = measure(terms, vocabulary, dense, sparse, top)
         return Retrieval(
             query=query,
             hits=top,
-            confidence=max(0.0, min(1.0, dense[0][1])) if dense else 0.0,
-            unknown_terms=tuple(unknown),
+            confidence=evidence.cosine,
+            unknown_terms=tuple(t.word for t in terms.unknown),
             seconds=time.perf_counter() - started,
             dense_only=not self.store.has_sparse,
+            evidence=evidence,
         )
 
 
@@ -98,6 +125,23 @@ def fuse(dense: list[tuple[Chunk, float]], sparse: list[Chunk], cfg: RetrievalCo
         bm25_rank[chunk.id] = rank
     ordered = sorted(scores, key=lambda cid: scores[cid], reverse=True)
     return [Hit(chunks[c], scores[c], cosine.get(c), bm25_rank.get(c)) for c in ordered]
+
+
+def by_page(hits: list[Hit], decay: float = PAGE_DECAY) -> list[Hit]:
+    """Order by page (see the module docstring): pages' best hits first, by page score, then
+    every other hit by its own score."""
+    page_score: dict[str, float] = {}
+    seen: dict[str, int] = {}
+    for hit in hits:
+        n = seen.get(hit.chunk.page_id, 0)
+        page_score[hit.chunk.page_id] = page_score.get(hit.chunk.page_id, 0.0) + hit.score * decay**n
+        seen[hit.chunk.page_id] = n + 1
+    firsts: list[Hit] = []
+    rest: list[Hit] = []
+    for hit in hits:
+        (rest if any(h.chunk.page_id == hit.chunk.page_id for h in firsts) else firsts).append(hit)
+    firsts.sort(key=lambda h: page_score[h.chunk.page_id], reverse=True)
+    return firsts + rest
 
 
 def dedupe(hits: list[Hit]) -> list[Hit]:

@@ -22,6 +22,7 @@ from core.config import Settings
 from core.embedding import Embedder, SentenceTransformerEmbedder
 from core.errors import DocsBotError, IndexBuildingError, IndexEmptyError, IndexMismatchError
 from core.fingerprint import READER_KEYS, differences
+from core.gate import Decision, Gate, GateModel
 from core.generation import ChatLLM, LLMBusyError, LLMError, OpenAIChatLLM
 from core.indexer import Indexer
 from core.links import LinkPolicy
@@ -101,6 +102,11 @@ class RagService:
                 dense_weight=settings.dense_weight,
                 sparse_weight=settings.sparse_weight,
             ),
+        )
+        self.gate = Gate(
+            GateModel.load(),
+            min_confidence=settings.min_confidence,
+            use_unknown_terms=settings.decline_unknown_terms,
         )
         self.runs = RunLog(settings.data_dir, settings.collection)
         self.indexer = Indexer(
@@ -208,7 +214,9 @@ class RagService:
             return
         retrieval = await self.search(search_query(question, history))
         nearest = _sources(retrieval, 3)
-        if not self.is_covered(retrieval):
+        decision = self.decide(retrieval)
+        if not decision.covered:
+            log.info("question declined by the retrieval gate: %s", decision.reason)
             unknown = ", ".join(f"'{t}'" for t in retrieval.unknown_terms)
             why = f" (they never mention {unknown})" if unknown else ""
             yield Answer(
@@ -280,12 +288,12 @@ class RagService:
         """Load the model and the vocabulary now, so the first question is not the slow one."""
         await self.search("warm up")
 
+    def decide(self, retrieval: Retrieval) -> Decision:
+        """The retrieval gate (`core.gate`): do the docs cover the question, and why (not)."""
+        return self.gate.decide(retrieval)
+
     def is_covered(self, retrieval: Retrieval) -> bool:
-        """The retrieval gate: the docs are taken not to cover a question whose best match is
-        below MIN_CONFIDENCE or that names things the docs never mention."""
-        if not retrieval.hits or retrieval.confidence < self.settings.min_confidence:
-            return False
-        return not (self.settings.decline_unknown_terms and retrieval.unknown_terms)
+        return self.decide(retrieval).covered
 
     def start_reindex(
         self,

@@ -1,24 +1,59 @@
-"""The words the indexed docs use, to notice questions about things the docs never mention.
+"""The words the indexed docs use, and which words of a question could name something they don't.
 
-Dense cosine alone does not separate out-of-scope questions (all-MiniLM gives ~0.68 to in-scope
-and ~0.65 to out-of-scope ones on the dev set), but a question naming a product or topic the docs
-never mention ("podman", "GraphQL", "proxmox") is a strong, explainable signal: the gate reports
-those terms, and the answer can say so. A term counts as known when the docs contain it, a word
-starting with it minus an inflection ("timezones" -> "timezone", "autoscale" -> "autoscaling"), or a
-word one typo away; common English words never count as unknown.
+A word the docs never use is weak evidence that they don't cover a question: users paste their own
+identifiers, make typos, write sizes ("64gb") and ordinary words in any language. So a query word
+is an *unknown name* only when all of these hold:
+
+- it is not a number or a quantity ("50m", "20k", "v2.4", "1e6");
+- it has no identifier shape: snake_case, camelCase (but UpperCamel product names like GraphQL
+  stay candidates), dotted paths, digits mixed in, UUIDs/hex, placeholders like "aaa", or
+  anything inside quotes or backticks;
+- the docs don't use it, an inflection of it ("timezones" -> "timezone") or a near miss of it
+  ("equel" -> "equal", by `rapidfuzz` edit distance);
+- it is written in Latin script and is not an ordinary word in a common language (`wordfreq`
+  Zipf frequency; a capitalised word in mid-sentence, like "Consul", must be more common to
+  count as ordinary).
+
+Each unknown name carries its rarity (how uncommon the word is in ordinary language), and the
+gate (`core.gate`) weighs it together with the retrieval evidence; nothing here declines anything.
+The vocabulary also knows each word's document frequency, for the gate's key-term support signal.
 """
 
 from __future__ import annotations
 
 import bisect
-import difflib
+import math
 import re
+from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
 
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+from wordfreq import zipf_frequency
 
-_TOKEN = re.compile(r"[a-z0-9][a-z0-9_\-.]*[a-z0-9]|[a-z0-9]")
-_WORD = re.compile(r"[a-z0-9_]+")
+#: Languages whose ordinary words never count as names (wordfreq's large Latin-script lists).
+LANGUAGES = ("en", "de", "es", "fr", "pt", "it", "nl")
+#: Zipf frequency (log10 of uses per billion words) from which a word is ordinary: 3 is about
+#: once per million words ("swap" 3.9, "asap" 3.6; "podman" and "proxmox" are far below).
+ORDINARY_ZIPF = 3.0
+#: The same for a capitalised word in mid-sentence, which reads as a name ("Consul", "Redis").
+ORDINARY_ZIPF_CAPITALISED = 4.0
+
+_WORD = re.compile(r"\w+")
+_RAW_TOKEN = re.compile(r"[^\W_](?:[\w.\-/:]*[^\W_])?")
+_QUOTED = re.compile(
+    r"`[^`]*`|\"[^\"\n]{0,200}\"|“[^”\n]{0,200}”|‘[^’\n]{0,200}’|(?<!\w)'[^'\n]{0,200}'(?!\w)"
+)
+_QUANTITY = re.compile(r"^v?\d[\d.,]*(?:e\d+)?[a-z]{0,3}$", re.I)
+_HEX = re.compile(r"^(?=.*\d)[0-9a-f]{8,}$|^[0-9a-f]{8}-[0-9a-f]{4}-", re.I)
+#: camelCase starting lower case (collectionName); product names are UpperCamel (GraphQL, MongoDB)
+_CAMEL = re.compile(r"^[a-z]+[A-Z]")
+_SENTENCE_END = re.compile(r"[.!?:\n]\s*$")
+_FIRST_SENTENCE = re.compile(r"[.!?\n](?:\s|$)")
+_ENDINGS = ("ing", "es", "ed", "s", "e")
 _CHAT_WORDS = frozenset(
     [
         "hi",
@@ -28,6 +63,7 @@ _CHAT_WORDS = frozenset(
         "thank",
         "thx",
         "pls",
+        "plz",
         "please",
         "folks",
         "guys",
@@ -51,63 +87,140 @@ _CHAT_WORDS = frozenset(
         "btw",
         "imo",
         "tbh",
-        "gotcha",
-        "gotchas",
-        "does",
-        "did",
-        "doing",
-        "know",
+        "afaik",
+        "iirc",
+        "fyi",
     ]
 )
-_ENDINGS = ("ing", "es", "ed", "s", "e")
 
 
 def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+def stem(word: str) -> str:
+    """A crude stem for matching inflections: "indexes" and "indexing" -> "index"."""
+    for ending in _ENDINGS:
+        if word.endswith(ending) and len(word) - len(ending) >= 4:
+            return word[: -len(ending)]
+    return word
+
+
+@lru_cache(maxsize=20_000)
+def ordinary_zipf(word: str) -> float:
+    """The word's highest Zipf frequency over `LANGUAGES` (0 for words no list has)."""
+    return max(zipf_frequency(word, lang) for lang in LANGUAGES)
+
+
+@dataclass(frozen=True)
+class UnknownTerm:
+    word: str  # lower case
+    zipf: float  # how common it is in ordinary language (0: unheard of)
+    rarity: float  # 1 for a word no language list has, down to 0 at the ordinary threshold
+    in_context: bool = False  # only after the first sentence: the asker's setup, not the question
+
+
+@dataclass(frozen=True)
+class QueryTerms:
+    """What the vocabulary makes of a query's words."""
+
+    unknown: tuple[UnknownTerm, ...]  # the unknown names, in query order
+    identifiers: tuple[str, ...]  # the user's own names and values (never unknown)
+    key_terms: tuple[str, ...]  # distinctive docs words of the query (for the support signal)
+
+
 class Vocabulary:
     def __init__(self, texts: Iterable[str]) -> None:
-        vocab: set[str] = set()
+        document_frequency: Counter[str] = Counter()
+        documents = 0
         for text in texts:
-            vocab.update(words(text))
-        self._sorted = sorted(vocab)
-        self._set = vocab
+            documents += 1
+            document_frequency.update(set(words(text)))
+        self._df = document_frequency
+        self._documents = max(1, documents)
+        self._sorted = sorted(document_frequency)
         self._by_length: dict[int, list[str]] = {}
         for word in self._sorted:
             self._by_length.setdefault(len(word), []).append(word)
 
     def __len__(self) -> int:
-        return len(self._set)
+        return len(self._df)
+
+    def idf(self, word: str) -> float:
+        """Inverse document frequency over the indexed chunks (0 for words in every chunk)."""
+        df = self._df.get(word) or self._df.get(stem(word)) or 0
+        return math.log((self._documents + 1) / (df + 1))
 
     def unknown_terms(self, query: str) -> list[str]:
-        """Distinctive words of the query that the docs never use (in query order, once each)."""
-        unknown: list[str] = []
-        for word in dict.fromkeys(words(query)):
-            if self._is_candidate(word) and not self.knows(word):
-                unknown.append(word)
-        return unknown
+        """The unknown names of the query (see the module docstring), in query order."""
+        return [term.word for term in self.analyse(query).unknown]
+
+    def analyse(self, query: str) -> QueryTerms:
+        quoted = [m.group(0) for m in _QUOTED.finditer(query)]
+        identifiers: list[str] = [q.strip("`\"'“”‘’ ") for q in quoted if q.strip("`\"'“”‘’ ")]
+        text = _QUOTED.sub(" _ ", query)
+        first_end = m.end() if (m := _FIRST_SENTENCE.search(text)) else len(text)
+        unknown: dict[str, UnknownTerm] = {}
+        key_terms: dict[str, None] = {}
+        for match in _RAW_TOKEN.finditer(text):
+            raw = match.group(0)
+            if _QUANTITY.match(raw):
+                continue
+            if _looks_like_identifier(raw):
+                identifiers.append(raw)
+                continue
+            mid_sentence = match.start() > 0 and not _SENTENCE_END.search(text[: match.start()])
+            for part in re.split(r"[-/:]", raw):
+                word = part.lower()
+                if not _is_candidate(word) or word in unknown:
+                    continue
+                if self.knows(word):
+                    key_terms[word] = None
+                    continue
+                zipf = ordinary_zipf(word)
+                capitalised = part[:1].isupper() and mid_sentence
+                ordinary = ORDINARY_ZIPF_CAPITALISED if capitalised else ORDINARY_ZIPF
+                if zipf < ordinary:
+                    rarity = round(1.0 - zipf / ordinary, 3)
+                    unknown[word] = UnknownTerm(word, round(zipf, 2), rarity, match.start() >= first_end)
+        return QueryTerms(tuple(unknown.values()), tuple(dict.fromkeys(identifiers)), tuple(key_terms))
 
     def knows(self, word: str) -> bool:
-        if word in self._set:
+        """The docs use the word, an inflection of it, or a word one or two typos away."""
+        if word in self._df:
             return True
         for ending in _ENDINGS:  # an inflection of a docs word: its stem starts a docs word
-            stem = word.removesuffix(ending)
-            if stem != word and len(stem) >= 4:
-                i = bisect.bisect_left(self._sorted, stem)
-                if i < len(self._sorted) and self._sorted[i].startswith(stem):
+            base = word.removesuffix(ending)
+            if base != word and len(base) >= 4:
+                i = bisect.bisect_left(self._sorted, base)
+                if i < len(self._sorted) and self._sorted[i].startswith(base):
                     return True
-        if len(word) >= 5:  # one typo away from a docs word of about the same length
-            near = [w for n in (len(word) - 1, len(word), len(word) + 1) for w in self._by_length.get(n, [])]
-            return bool(difflib.get_close_matches(word, near, n=1, cutoff=0.85))
-        return False
+        return len(word) >= 4 and self._near_miss(word)
 
-    @staticmethod
-    def _is_candidate(word: str) -> bool:
-        return (
-            len(word) >= 3
-            and not word.isdigit()
-            and any(ch.isalpha() for ch in word)
-            and word not in ENGLISH_STOP_WORDS
-            and word not in _CHAT_WORDS
-        )
+    def _near_miss(self, word: str) -> bool:
+        allowed = 1 if len(word) < 8 else 2
+        near = [
+            w for n in range(len(word) - allowed, len(word) + allowed + 1) for w in self._by_length.get(n, [])
+        ]
+        return process.extractOne(word, near, scorer=Levenshtein.distance, score_cutoff=allowed) is not None
+
+
+def _is_candidate(word: str) -> bool:
+    return (
+        len(word) >= 3
+        and all(ch < "\u0250" for ch in word)  # Latin script: other scripts are ordinary words here
+        and any(ch.isalpha() for ch in word)
+        and word not in ENGLISH_STOP_WORDS
+        and word not in _CHAT_WORDS
+    )
+
+
+def _looks_like_identifier(raw: str) -> bool:
+    """Code-shaped tokens: the user's own names and values, never evidence of a missing topic."""
+    core = raw.strip(".-/:")
+    if "_" in core or "." in core or _HEX.match(core) or _CAMEL.search(core):
+        return True
+    if any(ch.isdigit() for ch in core) and any(ch.isalpha() for ch in core):
+        return True  # vec1, ip4, s3bucket: digits mixed with letters
+    letters = core.lower()
+    return len(letters) >= 2 and len(set(letters)) == 1  # placeholders: aaa, xxx

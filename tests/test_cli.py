@@ -200,6 +200,22 @@ def test_eval_json_has_the_documented_keys(docsbot: Run) -> None:
 
 
 @pytest.mark.usefixtures("first_index")
+def test_eval_details_writes_one_documented_line_per_question(docsbot: Run, tmp_path: Path) -> None:
+    out = tmp_path / "details.jsonl"
+    result = docsbot(
+        "eval", "--questions", str(FIXTURES / "questions.jsonl"), "--json", "--details", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [row["id"] for row in rows] == ["t1", "t2", "t3", "t4", "t5", "t6"]
+    for row in rows:
+        assert {"id", "rank", "top_pages", "declined", "gate"} <= set(row)
+        assert {"covered", "probability", "threshold", "reason", "signals"} <= set(row["gate"])
+    assert rows[0]["rank"] == 1 and not rows[0]["declined"]
+    assert rows[5]["declined"] and "not covered" in rows[5]["gate"]["reason"]
+
+
+@pytest.mark.usefixtures("first_index")
 def test_failed_index_exits_non_zero_and_keeps_the_index(docsbot: Run, tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 
 from core.errors import SourceError
-from core.evaluation import Judged, Question, evaluate, load_questions, summarize
+from core.evaluation import Judged, Question, details, evaluate, load_questions, summarize
+from core.gate import FEATURES
 from core.service import RagService
 
 from .conftest import FIXTURES
@@ -40,7 +41,28 @@ def test_bad_question_file_is_a_clear_error(tmp_path: Path) -> None:
 
 async def test_eval_on_fixture_index(indexed_service: RagService) -> None:
     questions = load_questions(FIXTURES / "questions.jsonl")
-    summary = summarize(await evaluate(questions, indexed_service.search, indexed_service.is_covered))
+    summary = summarize(await evaluate(questions, indexed_service.search, indexed_service.decide))
     assert summary["hit@1"] == 1.0 and summary["decline_in_scope"] == 0.0
     assert summary["decline_out_of_scope"] == 1.0
     json.dumps(summary)
+
+
+async def test_details_give_rank_top_pages_and_the_gates_reason(indexed_service: RagService) -> None:
+    questions = load_questions(FIXTURES / "questions.jsonl")
+    rows = details(await evaluate(questions, indexed_service.search, indexed_service.decide))
+    assert [row["id"] for row in rows] == [q.id for q in questions]
+    by_id = {row["id"]: json.loads(json.dumps(row)) for row in rows}
+    hnsw = by_id["t1"]
+    assert hnsw["rank"] == 1 and hnsw["top_pages"][0] == "hnsw.md" and not hnsw["declined"]
+    assert hnsw["gate"]["covered"] and hnsw["gate"]["probability"] >= hnsw["gate"]["threshold"]
+    assert set(hnsw["gate"]["signals"]) == set(FEATURES)
+    podman = by_id["t6"]
+    assert podman["declined"] and podman["rank"] is None
+    assert podman["gate"]["probability"] < podman["gate"]["threshold"]
+    assert "podman" in podman["gate"]["reason"]  # the decline names its reason
+
+
+def test_question_files_keep_their_split(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"id": "a", "question": "x?", "relevant_pages": ["p.md"], "split": "heldout"}\n')
+    assert load_questions(path)[0].split == "heldout"

@@ -1,22 +1,82 @@
-from core.vocabulary import Vocabulary
+import pytest
+
+from core.vocabulary import Vocabulary, ordinary_zipf
 
 DOCS = [
-    "HNSW index parameters: M and efConstruction. Configure timezone per collection.",
-    "Autoscaling query nodes with Kubernetes HPA. Run Milvus standalone in Docker instead.",
-    "How it works: the work is done per segment.",
+    "Milvus HNSW index parameters: M and efConstruction. Configure timezone per collection.",
+    "Autoscaling Milvus query nodes with Kubernetes HPA. Run Milvus standalone in Docker instead.",
+    "How Milvus works: the work is done per segment. COSINE is equal to IP on normalized vectors.",
 ]
 
 
-def test_unknown_terms_are_words_the_docs_never_use() -> None:
-    vocab = Vocabulary(DOCS)
+@pytest.fixture(scope="module")
+def vocab() -> Vocabulary:
+    return Vocabulary(DOCS)
+
+
+def test_product_names_the_docs_never_use_are_unknown(vocab: Vocabulary) -> None:
     assert vocab.unknown_terms("can I run milvus standalone with podman instead of docker?") == ["podman"]
-    assert vocab.unknown_terms("does milvus have a GraphQL endpoint") == ["graphql", "endpoint"]
+    assert vocab.unknown_terms("does milvus speak GraphQL") == ["graphql"]
+    assert vocab.unknown_terms("register milvus in Consul for discovery") == ["consul"]  # a name mid-sentence
 
 
-def test_inflections_typos_and_chat_words_are_known() -> None:
-    vocab = Vocabulary(DOCS)
+def test_unknown_names_carry_their_rarity(vocab: Vocabulary) -> None:
+    (podman,) = vocab.analyse("milvus on podman").unknown
+    (graphql,) = vocab.analyse("milvus over graphql").unknown
+    assert podman.rarity == 1.0  # no word list has it
+    assert 0 < graphql.rarity < 1  # a little known in ordinary text
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "we have ~50m 768-dim vectors on 64gb nodes, 20k rows",  # sizes with units
+        "upgraded to v2.4.1 and set 1e6 rows",  # versions, exponents
+        "my boss says this is crazy, can we swap it asap? pros/cons?",  # ordinary English
+        "I forgot to flush and want to abort, somewhat urgent",
+        "wenn ich die Sammlung lösche, ist der Index weg?",  # German
+        "¿cómo creo un índice rápido?",  # Spanish
+        "一个database最多可以存放多少条数据呢",  # Chinese
+    ],
+)
+def test_numbers_and_ordinary_words_in_any_language_are_never_unknown(
+    vocab: Vocabulary, question: str
+) -> None:
+    assert vocab.unknown_terms(question) == []
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "filter on my_vector_field fails",  # snake_case
+        "the field userEmbedding is empty",  # camelCase
+        "collection 'zorblax' and \"quuxfield\" and `frobnicate()`",  # quoted values and code
+        "id 3f2504e0-4f89-11d3-9a0c-0305e82c3301 not found",  # a UUID
+        "values aaa, bbb, ccc in the column",  # placeholders
+        "call pymilvus.MilvusClient.frob on vec7",  # dotted paths, digits in names
+    ],
+)
+def test_identifiers_and_code_are_never_unknown(vocab: Vocabulary, question: str) -> None:
+    terms = vocab.analyse(question)
+    assert terms.unknown == ()
+    assert terms.identifiers
+
+
+def test_inflections_typos_and_chat_words_are_known(vocab: Vocabulary) -> None:
     assert vocab.unknown_terms("how do timezones work") == []  # timezone + s
     assert vocab.unknown_terms("how to autoscale") == []  # autoscaling
     assert vocab.unknown_terms("configuring kubernets") == []  # one typo away
+    assert vocab.unknown_terms("cosine is equel to IP") == []  # one typo away from "equal"
     assert vocab.unknown_terms("hey thanks, anyone know? doesnt work") == []
     assert vocab.unknown_terms("HNSW M=16 in 2.6") == []  # digits and short tokens
+
+
+def test_key_terms_are_the_docs_words_of_the_question(vocab: Vocabulary) -> None:
+    terms = vocab.analyse("how do I configure the HNSW timezone with podman?")
+    assert set(terms.key_terms) == {"configure", "hnsw", "timezone"}
+    assert vocab.idf("hnsw") > vocab.idf("milvus")  # in one passage vs in all of them
+
+
+def test_ordinary_zipf_uses_several_languages() -> None:
+    assert ordinary_zipf("wenn") > 5  # German
+    assert ordinary_zipf("podman") == 0

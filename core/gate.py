@@ -1,0 +1,162 @@
+"""The retrieval gate: does the indexed documentation cover this question?
+
+One calibrated logistic regression over the retrieval signals (`Evidence`) gives the probability
+that the docs cover the question; below the threshold the bot declines politely instead of asking
+the LLM. The coefficients and the threshold are fitted by `scripts/fit_gate.py` on labelled
+questions and shipped with the package in `core/gate_model.json`.
+
+The signals:
+
+- `cosine`: the best dense match (low for gibberish and unrelated topics);
+- `support`: the IDF-weighted share of the question's distinctive docs words found in the best of
+  the top passages (low for features the docs never describe in words they do use: "joins");
+- `agreement`: the share of the dense top-5 pages that BM25 also ranks in its top 5;
+- `unknown`: the rarity of the rarest *unknown name* (see `core.vocabulary`): 0 when none;
+- `margin`: how far the best cosine stands out of the dense top 10 (a focused match);
+- `overlap`: the share of the top-5 passages that both the dense and the BM25 search found.
+
+Every decision carries its reason (the signals, each one's contribution and the probability), for
+the log and for `docsbot eval --details`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from core.models import Chunk, Evidence, Hit, Retrieval
+from core.vocabulary import QueryTerms, Vocabulary, stem, words
+
+FEATURES = ("cosine", "support", "agreement", "unknown", "margin", "overlap")
+MODEL_FILE = "gate_model.json"
+_TOP = 5  # pages compared for agreement, passages searched for support
+#: An unknown name after the question's first sentence describes the asker's setup ("I'm using
+#: Ragflow and want to switch to Milvus"): it counts half.
+CONTEXT_WEIGHT = 0.5
+
+
+def measure(
+    terms: QueryTerms,
+    vocabulary: Vocabulary,
+    dense: Sequence[tuple[Chunk, float]],
+    sparse: Sequence[Chunk],
+    hits: Sequence[Hit],
+) -> Evidence:
+    """The gate's signals for one search (see the module docstring)."""
+    dense_pages = list(dict.fromkeys(chunk.page_id for chunk, _ in dense))[:_TOP]
+    sparse_pages = list(dict.fromkeys(chunk.page_id for chunk in sparse))[:_TOP]
+    agreement = len(set(dense_pages) & set(sparse_pages)) / _TOP if sparse_pages else 0.0
+    cosines = [score for _, score in dense[:10]]
+    top = hits[:_TOP]
+    return Evidence(
+        cosine=max(0.0, min(1.0, dense[0][1])) if dense else 0.0,
+        support=_support(terms.key_terms, vocabulary, top),
+        agreement=agreement,
+        unknown=max(
+            (t.rarity * (CONTEXT_WEIGHT if t.in_context else 1.0) for t in terms.unknown), default=0.0
+        ),
+        margin=cosines[0] - sum(cosines) / len(cosines) if cosines else 0.0,
+        overlap=sum(h.dense_score is not None and h.sparse_rank is not None for h in top) / _TOP
+        if top
+        else 0.0,
+    )
+
+
+def _support(key_terms: Sequence[str], vocabulary: Vocabulary, hits: Sequence[Hit]) -> float:
+    weights = {stem(t): vocabulary.idf(t) for t in key_terms}
+    total = sum(weights.values())
+    if total <= 0:
+        return 1.0  # nothing distinctive to look for: no evidence against the question
+    best = 0.0
+    for hit in hits:
+        present = {stem(w) for w in words(hit.chunk.search_text)}
+        best = max(best, sum(w for t, w in weights.items() if t in present) / total)
+    return best
+
+
+@dataclass(frozen=True)
+class Decision:
+    covered: bool
+    probability: float  # that the docs cover the question
+    threshold: float
+    reason: str  # one line for the log and --details
+    signals: dict[str, float]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "covered": self.covered,
+            "probability": round(self.probability, 3),
+            "threshold": round(self.threshold, 3),
+            "reason": self.reason,
+            "signals": {k: round(v, 3) for k, v in self.signals.items()},
+        }
+
+
+@dataclass(frozen=True)
+class GateModel:
+    """Logistic regression: P(covered) = sigmoid(intercept + sum(coef * signal))."""
+
+    coefficients: dict[str, float]
+    intercept: float
+    threshold: float
+    reference: dict[str, float]  # typical signals of covered questions, to name the weak one
+
+    @classmethod
+    def load(cls, data: dict[str, Any] | None = None) -> GateModel:
+        if data is None:
+            data = json.loads(resources.files("core").joinpath(MODEL_FILE).read_text(encoding="utf-8"))
+        return cls(
+            coefficients={f: float(data["coefficients"][f]) for f in FEATURES},
+            intercept=float(data["intercept"]),
+            threshold=float(data["threshold"]),
+            reference={f: float(data["reference"][f]) for f in FEATURES},
+        )
+
+    def probability(self, evidence: Evidence) -> float:
+        z = self.intercept + sum(self.coefficients[f] * getattr(evidence, f) for f in FEATURES)
+        return 1.0 / (1.0 + math.exp(-z))
+
+
+class Gate:
+    def __init__(
+        self, model: GateModel, *, min_confidence: float = 0.0, use_unknown_terms: bool = True
+    ) -> None:
+        self.model = model
+        self.min_confidence = min_confidence
+        self.use_unknown_terms = use_unknown_terms
+
+    def decide(self, retrieval: Retrieval) -> Decision:
+        evidence = retrieval.evidence
+        if not retrieval.hits or evidence is None:
+            return Decision(False, 0.0, self.model.threshold, "nothing retrieved", {})
+        if not self.use_unknown_terms:
+            evidence = dataclasses.replace(evidence, unknown=0.0)
+        signals = {f: getattr(evidence, f) for f in FEATURES}
+        if evidence.cosine < self.min_confidence:
+            reason = f"best cosine {evidence.cosine:.2f} < MIN_CONFIDENCE {self.min_confidence:.2f}"
+            return Decision(False, 0.0, self.model.threshold, reason, signals)
+        p = self.model.probability(evidence)
+        covered = p >= self.model.threshold
+        return Decision(
+            covered, p, self.model.threshold, self._reason(retrieval, signals, p, covered), signals
+        )
+
+    def _reason(self, retrieval: Retrieval, signals: dict[str, float], p: float, covered: bool) -> str:
+        model = self.model
+        # how far each signal pulls the log-odds below (or above) a typical covered question
+        pull = {f: model.coefficients[f] * (signals[f] - model.reference[f]) for f in FEATURES}
+        weakest = min(pull, key=lambda f: pull[f])
+        parts = ", ".join(f"{f}={signals[f]:.2f}" for f in FEATURES)
+        verdict = "covered" if covered else "not covered"
+        line = f"{verdict}: P={p:.2f} {'>=' if covered else '<'} {model.threshold:.2f} ({parts})"
+        if not covered:
+            why = weakest
+            if weakest == "unknown" and retrieval.unknown_terms:
+                why = "unknown name " + ", ".join(repr(t) for t in retrieval.unknown_terms)
+            line += f"; weakest signal: {why}"
+        return line
