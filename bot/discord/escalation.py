@@ -18,16 +18,19 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.chat.texts import ESCALATED, ESCALATED_ALREADY, ESCALATION_OFF
+from bot.chat.texts import (
+    ESCALATED,
+    ESCALATED_ALREADY,
+    ESCALATION_OFF,
+    HELPERS_NOTIFIED_LABEL,
+    NEEDS_HUMAN_LABEL,
+)
 from bot.discord.interactions import reply_privately
 
 if TYPE_CHECKING:
     from bot.discord.adapter import DocsBot
 
 log = logging.getLogger("docsbot.discord")
-
-NEEDS_HUMAN_LABEL = "Needs a human"
-HELPERS_NOTIFIED_LABEL = "Helpers notified"
 
 
 class NeedsHumanButton(

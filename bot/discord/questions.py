@@ -25,7 +25,7 @@ from discord.ext import commands
 from bot.chat.flow import ChatCore
 from bot.chat.limits import Seen
 from bot.chat.outcomes import is_votable
-from bot.chat.texts import ERROR_SENTENCE
+from bot.chat.texts import DMS_OFF, ERROR_SENTENCE
 from bot.discord.feedback import answer_view
 from bot.discord.interactions import is_expired, reply_privately
 from bot.discord.render import NO_PINGS, answer_parts, preview, sources_embed
@@ -41,7 +41,6 @@ HISTORY_MESSAGES = 8
 #: Message ids remembered as answered (a message delivered twice is answered once), and how long.
 SEEN_MESSAGES = 10_000
 SEEN_SECONDS = 3600.0
-DMS_OFF = "I only answer in servers here; ask me in a channel with /ask or a mention."
 
 
 class AnswerSink(Protocol):

@@ -21,7 +21,7 @@ from discord.ext import commands
 
 from bot.chat.flow import ChatCore
 from bot.chat.reindex import PROGRESS_INTERVAL, follow
-from bot.chat.texts import NOT_ADMIN
+from bot.chat.texts import NOT_ADMIN, OTHER_SERVER
 from bot.discord.interactions import reply_privately
 from bot.discord.render import NO_PINGS, progress_text, run_text, status_text
 from core.config import Settings
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("docsbot.discord")
 
 REFUSAL = NOT_ADMIN
-OTHER_SERVER = "Sorry, the docs index is managed from the bot's home server, not from this one."
 
 
 class ReindexCog(commands.Cog):

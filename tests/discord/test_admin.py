@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bot.discord.reindex import OTHER_SERVER, REFUSAL
+from bot.chat.texts import NOT_ADMIN, OTHER_SERVER
 from core.service import RagService
 
 from ..fakes.discord_api import MANAGE_GUILD, FakeDiscord
@@ -37,7 +37,7 @@ async def test_manage_server_alone_may_not_reindex_or_force_but_a_listed_user_ma
             )
             refused = await reply_to(discord, manager)
             assert refused["type"] == 4 and refused["data"]["flags"] == 64
-            assert refused["data"]["content"] == REFUSAL
+            assert refused["data"]["content"] == NOT_ADMIN
         assert bot.core.service.running_reindex is None and bot.core.service.last_run() == before
 
         allowed = await discord.command("reindex", {"force": True}, author=admin)
