@@ -88,7 +88,11 @@ class HelpCog(commands.Cog):
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        if message.author.bot or self.bot.user is None or not self.channels.claims(message):
+        if message.author.bot or self.bot.user is None:
+            return
+        if isinstance(message.channel, discord.PartialMessageable) and message.guild is not None:
+            await self._resolve_channel(message)
+        if not self.channels.claims(message):
             return
         with self.bot.inflight.track():
             try:
@@ -128,6 +132,19 @@ class HelpCog(commands.Cog):
             await self.questions.answer_message(
                 message, self.questions.clean(message.content), follow_up=True, needs_human=True
             )
+
+    async def _resolve_channel(self, message: discord.Message) -> None:
+        """A message in a thread the client does not know yet (a forum post's first message can
+        arrive before the post's THREAD_CREATE): read the channel, so the rules can apply."""
+        if not (self.channels.forums or self.channels.auto_reply):
+            return
+        try:
+            channel = await self.bot.fetch_channel(message.channel.id)
+        except discord.HTTPException as exc:
+            log.info("could not read channel %s: %s", message.channel.id, exc)
+            return
+        if isinstance(channel, discord.Thread):
+            message.channel = channel
 
     async def _helper_wrote(self, thread: discord.Thread, message: discord.Message) -> bool:
         """Whether a helper wrote in the thread's recent messages (read back, so silence also

@@ -98,6 +98,17 @@ async def test_a_forum_post_is_answered_in_it_and_so_are_the_authors_follow_ups(
     assert "FAISS" not in sent
 
 
+async def test_a_post_whose_first_message_arrives_before_its_thread_is_answered(help_server: Help) -> None:
+    help, discord = help_server, help_server.discord
+    thread, _starter = await discord.forum_post(
+        help.forum, "HNSW index parameters", QUESTION, author=member(), starter_first=True
+    )
+    await discord.wait_until(answered(discord))
+    (answer,) = discord.bot_messages(thread["id"])
+    assert answer["content"].startswith(ANSWER) and buttons(answer)[2].startswith("docsbot:human:")
+    assert len(help.llm.requests) == 1
+
+
 async def test_the_bot_goes_quiet_in_a_post_once_a_helper_writes_there(help_server: Help) -> None:
     help, alice, helper = help_server, member("alice"), member("hana")
     thread = await help.post(alice)

@@ -246,19 +246,22 @@ class FakeDiscord:
         author: dict[str, Any],
         roles: list[str] | None = None,
         tags: list[str] | None = None,
+        starter_first: bool = False,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """A user opens a post in a forum: THREAD_CREATE for the post's thread, then
-        MESSAGE_CREATE for its starter message (same id as the thread). Returns both."""
+        MESSAGE_CREATE for its starter message (same id as the thread); the other way round
+        with `starter_first` (the gateway does not promise the order). Returns both."""
         thread_id = snowflake()
         thread = self._thread(thread_id, forum_id, title, owner_id=author["id"])
         thread["applied_tags"] = [self.tag_id(forum_id, name) for name in tags or []]
         self.channels[thread_id] = thread
-        await self.dispatch("THREAD_CREATE", thread | {"newly_created": True})
         starter = self.message(content, author=author, channel_id=thread_id, roles=roles)
         del self.messages[starter["id"]]
         starter["id"] = thread_id  # a forum post's starter message shares the thread's id
         self.messages[thread_id] = starter
-        await self.dispatch("MESSAGE_CREATE", starter)
+        events = [("THREAD_CREATE", thread | {"newly_created": True}), ("MESSAGE_CREATE", starter)]
+        for event, data in reversed(events) if starter_first else events:
+            await self.dispatch(event, data)
         return thread, starter
 
     async def command(
