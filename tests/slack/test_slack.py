@@ -14,7 +14,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from bot.chat.texts import NOT_ADMIN
+from bot.chat.texts import FORCE_NOT_ADMIN, NOT_ADMIN
 from bot.slack.adapter import PLACEHOLDER
 from bot.slack.render import (
     MAX_BLOCKS,
@@ -301,6 +301,23 @@ async def test_workspace_admins_may_reindex_when_allowed(start: Start) -> None:
     assert not await bot.adapter.is_admin("U1")
     assert await bot.adapter.is_admin(ADMIN)
     assert [c.args["user"] for c in bot.slack.calls_to("users.info")] == ["UWS", "U1"]
+
+
+async def test_only_listed_admins_may_accept_deletions(start: Start) -> None:
+    bot = await start(slack_workspace_admins_can_reindex=True)
+    bot.slack.users["UWS"] = {"id": "UWS", "is_admin": True}
+    await bot.command("/reindex", "force", user="UWS")  # a workspace admin, not listed
+    await bot.slack.wait_for(lambda: bool(bot.slack.responses))
+    [(_, refusal)] = bot.slack.responses
+    assert refusal["text"] == FORCE_NOT_ADMIN and refusal["response_type"] == "ephemeral"
+    assert bot.core.service.running_reindex is None and bot.core.service.last_run() is None
+
+    await bot.command("/reindex", "force", user=ADMIN)  # a listed admin may
+    await bot.slack.wait_for(
+        lambda: any("finished" in c.args.get("text", "") for c in bot.slack.calls_to("chat.update")), 60
+    )
+    last = bot.core.service.last_run()
+    assert last is not None and last.trigger == f"slack:{ADMIN}"
 
 
 # --- feedback ---------------------------------------------------------------------------------
