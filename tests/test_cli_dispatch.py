@@ -50,3 +50,36 @@ def test_report_runs_without_opening_the_service(
     assert main(["report"]) == 1  # no records yet: says so, opens nothing
     assert "no records yet" in capsys.readouterr().err
     assert not (tmp_path / "milvus.db").exists()
+
+
+def test_llm_serve_never_opens_milvus(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`docsbot llm serve` starts the LLM server and waits for it; the service (and so Milvus)
+    is never opened. The llama.cpp process is the one thing stood in for here."""
+
+    @contextlib.asynccontextmanager
+    async def no_service(*_args: Any, **_kwargs: Any) -> AsyncIterator[None]:
+        raise AssertionError("llm serve must not open the service")
+        yield
+
+    class Exited:
+        async def wait(self) -> int:
+            return 0
+
+    started: list[tuple[Any, ...]] = []
+
+    @contextlib.asynccontextmanager
+    async def server(*args: Any) -> AsyncIterator[Exited]:
+        started.append(args)
+        yield Exited()
+
+    monkeypatch.setattr(bot.cli, "open_service", no_service)
+    monkeypatch.setattr(bot.cli, "resolve_model", lambda *_args: tmp_path / "model.gguf")
+    monkeypatch.setattr(bot.cli, "local_llm_server", server)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MILVUS_URI", str(tmp_path / "milvus.db"))
+    assert main(["llm", "serve"]) == 0
+    assert started and started[0][0] == tmp_path / "model.gguf"
+    assert "local LLM server" in capsys.readouterr().out
+    assert not (tmp_path / "milvus.db").exists()
