@@ -174,7 +174,9 @@ class ServeStack:
     # --- questions -----------------------------------------------------------------------------
 
     def _slack_finals(self) -> int:
-        return sum(1 for call in self.slack.calls_to("chat.update") if call.args.get("blocks"))
+        """Final answers: a stopped native stream, or (the edit path) an update with blocks."""
+        edited = sum(1 for call in self.slack.calls_to("chat.update") if call.args.get("blocks"))
+        return edited + len(self.slack.calls_to("chat.stopStream"))
 
     def _discord_finals(self) -> int:
         bot_id = self.discord.bot["id"]
@@ -238,6 +240,9 @@ class ServeStack:
             str(call.args["blocks"][0].get("text", {}).get("text", ""))
             for call in self.slack.calls_to("chat.update")
             if call.args.get("blocks")
+        ] + [
+            str(self.slack.messages[(str(call.args["channel"]), str(call.args["ts"]))]["text"])
+            for call in self.slack.calls_to("chat.stopStream")
         ]
         bot_id = self.discord.bot["id"]
         discord = [
