@@ -88,7 +88,10 @@ async def escalate(interaction: discord.Interaction[DocsBot], answer_id: str) ->
     people = " ".join(f"<@&{role.id}>" for role in roles)
     only_helpers = discord.AllowedMentions(everyone=False, users=False, roles=roles, replied_user=False)
     text = ESCALATED.format(people=people, asker=interaction.user.mention)
-    await thread.send(text, allowed_mentions=only_helpers)
+    try:
+        await thread.send(text, allowed_mentions=only_helpers)
+    except discord.HTTPException as exc:  # recorded all the same: `docsbot report` shows it
+        log.error("could not ping the helpers in thread %s: %s", thread.id, exc)
     await _tag(thread, bot.core.settings.discord_needs_human_tag)
 
 
