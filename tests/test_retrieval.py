@@ -113,10 +113,12 @@ async def test_dense_only_collection_still_answers(
 
     original = store_module.ChunkStore._create
 
-    def no_bm25(self: store_module.ChunkStore, dimension: int, with_bm25: bool) -> None:
+    def no_bm25(
+        self: store_module.ChunkStore, dimension: int, with_bm25: bool, properties: dict[str, str]
+    ) -> None:
         if with_bm25:
             raise store_module.MilvusException(message="function type BM25 is not supported")
-        original(self, dimension, with_bm25)
+        original(self, dimension, with_bm25, properties)
 
     monkeypatch.setattr(store_module.ChunkStore, "_create", no_bm25)
     async with open_service(make_settings(tmp_path), embedder=embedder) as service:  # type: ignore[arg-type]
