@@ -4,7 +4,9 @@
 
 Uses the index the settings point at (MILVUS_URI, default ./data/milvus.db: run `docsbot index`
 or `make demo` first). Questions: the dev set if present, else the test fixture's. Prints one
-JSON object with p50/p95 in milliseconds for the whole search and for its two parts.
+JSON object with p50/p95 in milliseconds for the whole search, for its two parts, and for the
+retrieval gate's vocabulary analysis (unknown names: wordfreq + rapidfuzz), with its share of the
+whole search as a ratio.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         if status.chunks == 0:
             raise SystemExit("the index is empty: run `docsbot index` first")
         await service.warm_up()
-        total, embed, search = [], [], []
+        vocabulary = await service.retriever.vocabulary()
+        total, embed, search, gate = [], [], [], []
         for _ in range(args.repeat):
             for question in questions:
                 started = time.perf_counter()
@@ -45,6 +48,9 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
                 await asyncio.to_thread(service.store.dense_search, vector, settings.retrieval_candidates)
                 await asyncio.to_thread(service.store.sparse_search, question, settings.retrieval_candidates)
                 search.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                vocabulary.analyse(clean_query(question))
+                gate.append(time.perf_counter() - started)
     return {
         "benchmark": "retrieval",
         "chunks": status.chunks,
@@ -55,6 +61,9 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         "embed_p95_ms": percentile_ms(embed, 0.95),
         "milvus_p50_ms": percentile_ms(search, 0.5),
         "milvus_p95_ms": percentile_ms(search, 0.95),
+        "gate_terms_p50_ms": percentile_ms(gate, 0.5),
+        "gate_terms_p95_ms": percentile_ms(gate, 0.95),
+        "gate_terms_share_of_search_p50": round(statistics.median(gate) / statistics.median(total), 3),
         "mean_ms": round(statistics.mean(total) * 1000, 1),
     }
 
