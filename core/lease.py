@@ -38,7 +38,7 @@ _ROW = "lease"
 
 
 class ReindexLease:
-    def __init__(self, store: ChunkStore, ttl: float = 60.0, settle: float = 0.5) -> None:
+    def __init__(self, store: ChunkStore, ttl: float = 60.0, settle: float = 0.2) -> None:
         self.client = store.client
         self.name = f"{store.collection}_lease"
         self.ttl = ttl
