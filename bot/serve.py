@@ -35,7 +35,7 @@ from bot.report import weekly_report_text
 from bot.scheduler import ReindexScheduler
 from core.config import Settings
 from core.deferred_client import DeferredMilvusClient
-from core.errors import ConfigError, StoreLockedError
+from core.errors import ConfigError, DocsBotError, StoreLockedError
 from core.records import Records
 from core.service import RagService, open_service
 from core.store import ChunkStore
@@ -145,7 +145,12 @@ async def start_up(settings: Settings, service: RagService, milvus: DeferredMilv
     try:
         if milvus is not None:
             await connect_milvus(settings, milvus)
-        await _prepare_index(service)
+        try:
+            await _prepare_index(service)
+        except ConfigError:
+            raise  # e.g. an index built by another embedding model: no restart helps
+        except DocsBotError as exc:  # Milvus flapped: questions say so; the schedule retries
+            log.warning("start-up index check / warm-up failed: %s", exc)
         await llm
     finally:
         llm.cancel()

@@ -27,17 +27,17 @@ from bot.chat.flow import ChatCore
 from bot.chat.texts import SHUTTING_DOWN
 from bot.logs import JsonFormatter, secret_values, setup_logging
 from bot.scheduler import DAILY, ReindexScheduler
-from bot.serve import connect_milvus, prune_records, supervise, wait_for_llm
+from bot.serve import connect_milvus, prune_records, start_up, supervise, wait_for_llm
 from core.deferred_client import DeferredMilvusClient
 from core.embedding import SentenceTransformerEmbedder
-from core.errors import ConfigError
+from core.errors import ConfigError, IndexMismatchError, StoreError
 from core.models import Answer
 from core.records import Records
 from core.service import RagService, open_service
 from core.store import ChunkStore
 
 from .conftest import FIXTURE_DOCS, make_settings
-from .fakes.llm_server import ThreadedFakeLLM
+from .fakes.llm_server import FakeLLM, ThreadedFakeLLM
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -165,6 +165,29 @@ async def test_a_milvus_server_that_comes_up_late_is_connected_in_the_background
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+async def test_start_up_survives_a_store_error_but_stops_on_an_index_mismatch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    llm = await FakeLLM().start()
+    settings = make_settings(tmp_path, llm_base_url=llm.base_url)
+    try:
+
+        async def flapping(service: RagService) -> None:
+            raise StoreError("Milvus went away for a moment")
+
+        monkeypatch.setattr("bot.serve._prepare_index", flapping)
+        await asyncio.wait_for(start_up(settings, None, None), 10)  # type: ignore[arg-type]
+
+        async def mismatch(service: RagService) -> None:
+            raise IndexMismatchError("the index was built with another model")
+
+        monkeypatch.setattr("bot.serve._prepare_index", mismatch)
+        with pytest.raises(IndexMismatchError):
+            await asyncio.wait_for(start_up(settings, None, None), 10)  # type: ignore[arg-type]
+    finally:
+        await llm.stop()
 
 
 def _start_milvus_lite(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
