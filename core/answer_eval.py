@@ -247,6 +247,12 @@ class ScoredAnswer:
     judge_error: str = ""
 
     @property
+    def model_cited(self) -> bool:
+        """The model itself put [n] markers in its text (else the sources listed are the top
+        retrieved ones, which says nothing about the model)."""
+        return _CITATION.search(self.answer.text) is not None
+
+    @property
     def proxy_mean(self) -> float | None:
         return _mean(self.proxy)
 
@@ -313,6 +319,7 @@ def summarize_answers(rows: Sequence[ScoredAnswer], model: str, judge_model: str
         "facts_scored_by_proxy": sum(s is not None for r in in_scope for s in r.proxy),
         "fact_proxy_beyond_question": round(statistics.fmean(beyond), 3) if beyond else 0.0,
         "cited_relevant": _share([r.cited_relevant for r in answered]),
+        "model_cited": _share([r.model_cited for r in answered]),
         "answer_decline_in_scope": _share([r.declined for r in in_scope]),
         "answer_decline_out_of_scope": _share([r.declined for r in out_scope]),
         "answer_errors": sum(r.answer.outcome in {"error", "busy"} for r in rows),
@@ -371,7 +378,8 @@ def format_answer_report(summary: dict[str, Any]) -> str:
         f"fact proxy {summary['fact_proxy']:.3f} (answered only {summary['fact_proxy_answered']:.3f}; "
         f"beyond the question's own terms {summary['fact_proxy_beyond_question']:.3f}; "
         f"{summary['facts_scored_by_proxy']} facts with numbers/identifiers)",
-        f"cited a relevant page {summary['cited_relevant']:.3f}   declined: "
+        f"sources include a relevant page {summary['cited_relevant']:.3f} "
+        f"(the model cited [n] itself in {summary['model_cited']:.3f})   declined: "
         f"in scope {summary['answer_decline_in_scope']:.3f}, "
         f"out of scope {summary['answer_decline_out_of_scope']:.3f}",
         f"answer time p50 {summary['answer_seconds_p50']:.2f} s   p95 {summary['answer_seconds_p95']:.2f} s"

@@ -81,6 +81,8 @@ async def test_echoing_the_question_scores_only_without_the_questions_own_terms(
     assert echo.proxy_beyond_question == [0.0]  # reorder_k came from the question
     real = await score_answer(q, _answer("Set reorder_k to 2 to 5 times the limit [1]."), None)
     assert real.proxy == [1.0] and real.proxy_beyond_question == [1.0]
+    uncited = await score_answer(q, _answer("Set reorder_k to 2 to 5 times the limit."), None)
+    assert real.model_cited and not uncited.model_cited and uncited.cited_relevant  # sources listed anyway
     summary = summarize_answers([echo, real], "m")
     assert summary["fact_proxy"] == pytest.approx(round((1 / 3 + 1) / 2, 3))
     assert summary["fact_proxy_beyond_question"] == 0.5
@@ -115,6 +117,7 @@ async def test_report_per_model_without_a_judge_has_only_proxy_keys() -> None:
     assert summary["fact_proxy_answered"] == 0.75
     assert summary["facts_scored_by_proxy"] == 4
     assert summary["cited_relevant"] == 0.5  # of the two answered in scope, one cites hnsw.md
+    assert summary["model_cited"] == 1.0  # both carry [1] in their text
     assert summary["answer_decline_in_scope"] == 0.5 and summary["answer_decline_out_of_scope"] == 1.0
     assert summary["answer_seconds_p50"] == 4.0 and summary["answer_seconds_p95"] == 9.0
     assert not any(key.startswith("judge") for key in summary)
