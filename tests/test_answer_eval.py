@@ -81,7 +81,7 @@ async def test_echoing_the_question_scores_only_without_the_questions_own_terms(
     assert echo.proxy_beyond_question == [0.0]  # reorder_k came from the question
     real = await score_answer(q, _answer("Set reorder_k to 2 to 5 times the limit [1]."), None)
     assert real.proxy == [1.0] and real.proxy_beyond_question == [1.0]
-    uncited = await score_answer(q, _answer("Set reorder_k to 2 to 5 times the limit."), None)
+    uncited = await score_answer(q, _answer("Set reorder_k to 2-5x the limit.", page="scann.md"), None)
     assert real.model_cited and not uncited.model_cited and uncited.cited_relevant  # sources listed anyway
     summary = summarize_answers([echo, real], "m")
     assert summary["fact_proxy"] == pytest.approx(round((1 / 3 + 1) / 2, 3))
