@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from core import store as store_module
 from core.chunking import Chunker
 from core.embedding import resolve_model_path
 from core.errors import IndexMismatchError, StoreError
@@ -154,6 +155,11 @@ async def test_a_run_stopped_between_writing_and_deleting_is_repaired_by_the_nex
         assert [c.position for c in now] == list(range(len(now)))  # no stale, no duplicate chunk
         assert len(now) < len(old_chunks)
         assert any("only the new version has" in c.text for c in now)
+
+        # more chunks than one query returns: the same hashes, read with the iterator
+        hashes = service.store.page_hashes()
+        monkeypatch.setattr(store_module, "_QUERY_WINDOW", 10)
+        assert service.store.page_hashes() == hashes and len(hashes) == FIXTURE_PAGES
 
 
 async def test_stopping_a_run_waits_for_the_write_in_flight_before_releasing_the_lock(
