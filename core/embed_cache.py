@@ -255,7 +255,7 @@ class ShippedVectors:
         row = self._rows.get(key)
         if row is None:
             return None
-        vector = self._vectors[row].astype(np.float32)
+        vector: np.ndarray = self._vectors[row].astype(np.float32)
         norm = float(np.linalg.norm(vector))
         return vector / norm if norm else vector
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from core.chunking import Chunker
 from core.config import Settings
-from core.embedding import Embedder, SentenceTransformerEmbedder
+from core.embed_cache import build_embedder
+from core.embedding import Embedder
 from core.errors import DocsBotError, IndexBuildingError, IndexEmptyError, IndexMismatchError
 from core.fingerprint import READER_KEYS, differences
 from core.gate import Decision, Gate, GateModel
@@ -431,12 +432,11 @@ async def open_service(
                 settings.milvus_timeout,
             )
         stack.callback(store.close)
-        embedder = embedder or SentenceTransformerEmbedder(
-            settings.embedding_model,
-            device=settings.embedding_device,
-            batch_size=settings.embedding_batch_size,
-            query_instruction=settings.query_instruction,
-        )
+        if embedder is None:
+            cached, cache = await asyncio.to_thread(build_embedder, settings)
+            embedder = cached
+            if cache is not None:
+                stack.callback(cache.close)
         if llm is None and generation:
             llm = OpenAIChatLLM(
                 settings.llm_base_url,
