@@ -262,7 +262,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 await watcher
                 idle_done = asyncio.Event()
                 asyncio.get_running_loop().call_later(args.idle, idle_done.set)
-                idle = summarize(await probes.run(idle_done, args))
+                idle_from = time.monotonic()
+                idle = summarize(await probes.run(idle_done, args), idle_from)
         finally:
             if process.returncode is None:
                 process.terminate()
