@@ -99,6 +99,14 @@ class EngineUnavailableError(DocsBotError):
         return str(self)
 
 
+class IndexMismatchError(ConfigError):
+    """The index was built with another embedding model than the one configured."""
+
+
+class ReindexBusyError(SourceError):
+    """Another process (or another run in this one) is reindexing the same collection."""
+
+
 class LLMError(DocsBotError):
     """The LLM server is unreachable, too slow, or answered with an error."""
 
@@ -132,14 +140,6 @@ class LLMStreamBrokenError(LLMError):
 
     user_message = "The language model stopped in the middle of the answer."
     code = "llm_stream_broken"
-
-
-class IndexMismatchError(ConfigError):
-    """The index was built with another embedding model than the one configured."""
-
-
-class ReindexBusyError(SourceError):
-    """Another process (or another run in this one) is reindexing the same collection."""
 
 
 class LocalLLMError(DocsBotError):
