@@ -13,7 +13,12 @@ The signals:
 - `agreement`: the share of the dense top-5 pages that BM25 also ranks in its top 5;
 - `unknown`: the rarity of the rarest *unknown name* (see `core.vocabulary`): 0 when none;
 - `margin`: how far the best cosine stands out of the dense top 10 (a focused match);
-- `overlap`: the share of the top-5 passages that both the dense and the BM25 search found.
+- `overlap`: the share of the top-5 passages that both the dense and the BM25 search found;
+- `specific_missing`: the specificity (`Vocabulary.specificity`: rare in the docs and in ordinary
+  English) of the question's most specific docs word that none of the top passages contains: the
+  docs mention "consul" or "swarm" somewhere, but the passages found are about etcd and Docker;
+- `bm25_spread`: the distinct pages among the BM25 top 10 passages, per passage (1: every passage
+  from another page, the question's words are scattered over the docs rather than focused).
 
 Every decision carries its reason (the signals, each one's contribution and the probability), for
 the log and for `docsbot eval --details`.
@@ -32,9 +37,19 @@ from typing import Any
 from core.models import Chunk, Evidence, Hit, Retrieval
 from core.vocabulary import QueryTerms, Vocabulary, stem, words
 
-FEATURES = ("cosine", "support", "agreement", "unknown", "margin", "overlap")
+FEATURES = (
+    "cosine",
+    "support",
+    "agreement",
+    "unknown",
+    "margin",
+    "overlap",
+    "specific_missing",
+    "bm25_spread",
+)
 MODEL_FILE = "gate_model.json"
 _TOP = 5  # pages compared for agreement, passages searched for support
+_SPREAD = 10  # BM25 passages whose pages are counted for bm25_spread
 #: An unknown name after the question's first sentence describes the asker's setup ("I'm using
 #: Ragflow and want to switch to Milvus"): it counts half.
 CONTEXT_WEIGHT = 0.5
@@ -64,6 +79,8 @@ def measure(
         overlap=sum(h.dense_score is not None and h.sparse_rank is not None for h in top) / _TOP
         if top
         else 0.0,
+        specific_missing=_specific_missing(terms.key_terms, vocabulary, top),
+        bm25_spread=len({chunk.page_id for chunk in sparse[:_SPREAD]}) / _SPREAD if sparse else 1.0,
     )
 
 
@@ -77,6 +94,12 @@ def _support(key_terms: Sequence[str], vocabulary: Vocabulary, hits: Sequence[Hi
         present = {stem(w) for w in words(hit.chunk.search_text)}
         best = max(best, sum(w for t, w in weights.items() if t in present) / total)
     return best
+
+
+def _specific_missing(key_terms: Sequence[str], vocabulary: Vocabulary, hits: Sequence[Hit]) -> float:
+    present = {stem(w) for hit in hits for w in words(hit.chunk.search_text)}
+    missing = (vocabulary.specificity(t) for t in key_terms if stem(t) not in present)
+    return max(missing, default=0.0)
 
 
 @dataclass(frozen=True)
@@ -110,11 +133,13 @@ class GateModel:
     def load(cls, data: dict[str, Any] | None = None) -> GateModel:
         if data is None:
             data = json.loads(resources.files("core").joinpath(MODEL_FILE).read_text(encoding="utf-8"))
+        # a signal the file has no coefficient for (a model fitted before it existed) weighs 0,
+        # so scripts/fit_gate.py can still run the service and refit it
         return cls(
-            coefficients={f: float(data["coefficients"][f]) for f in FEATURES},
+            coefficients={f: float(data["coefficients"].get(f, 0.0)) for f in FEATURES},
             intercept=float(data["intercept"]),
             threshold=float(data["threshold"]),
-            reference={f: float(data["reference"][f]) for f in FEATURES},
+            reference={f: float(data["reference"].get(f, 0.0)) for f in FEATURES},
         )
 
     def probability(self, evidence: Evidence) -> float:

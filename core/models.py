@@ -65,6 +65,8 @@ class Evidence:
     unknown: float  # 0..1: rarity of the rarest unknown name (0: none)
     margin: float = 0.0  # best cosine minus the mean of the dense top 10
     overlap: float = 0.0  # 0..1: share of the top-5 passages found by both searches
+    specific_missing: float = 0.0  # 0..1: specificity of the most specific word no top passage has
+    bm25_spread: float = 0.0  # 0..1: distinct pages among the BM25 top 10 passages, per passage
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,9 @@ is an *unknown name* only when all of these hold:
 
 Each unknown name carries its rarity (how uncommon the word is in ordinary language), and the
 gate (`core.gate`) weighs it together with the retrieval evidence; nothing here declines anything.
-The vocabulary also knows each word's document frequency, for the gate's key-term support signal.
+The vocabulary also knows each word's document frequency, for the gate's key-term support signal,
+and how specific a docs word is (rare in the docs and in ordinary English), for its
+specific-term signal.
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ LANGUAGES = ("en", "de", "es", "fr", "pt", "it", "nl")
 ORDINARY_ZIPF = 3.0
 #: The same for a capitalised word in mid-sentence, which reads as a name ("Consul", "Redis").
 ORDINARY_ZIPF_CAPITALISED = 4.0
+#: English Zipf frequencies between which a docs word goes from fully specific to not specific
+#: at all (`Vocabulary.specificity`): "materialized" (2.9) and "consul" (3.6) are specific, "got"
+#: (5.9) and "team" (5.7) are hardly specific.
+SPECIFIC_ZIPF, GENERIC_ZIPF = 2.0, 6.0
 
 _WORD = re.compile(r"\w+")
 _RAW_TOKEN = re.compile(r"[^\W_](?:[\w.\-/:]*[^\W_])?")
@@ -150,6 +156,21 @@ class Vocabulary:
         """Inverse document frequency over the indexed chunks (0 for words in every chunk)."""
         df = self._df.get(word) or self._df.get(stem(word)) or 0
         return math.log((self._documents + 1) / (df + 1))
+
+    def uses(self, word: str) -> bool:
+        """The docs use the word itself or its stem (no near misses: "colection" is not used)."""
+        return word in self._df or stem(word) in self._df
+
+    def specificity(self, word: str) -> float:
+        """0..1: how specific a docs word is, rare in the docs *and* in ordinary English. The
+        question's most specific words name what it asks about ("consul", "swarm", "trigger"),
+        not how it is asked ("got", "team", "instead"). 0 for words the docs don't use."""
+        if not self.uses(word):
+            return 0.0
+        rare_in_docs = self.idf(word) / math.log(self._documents + 1)
+        zipf = zipf_frequency(word, "en")
+        uncommon = (GENERIC_ZIPF - zipf) / (GENERIC_ZIPF - SPECIFIC_ZIPF)
+        return rare_in_docs * max(0.0, min(1.0, uncommon))
 
     def unknown_terms(self, query: str) -> list[str]:
         """The unknown names of the query (see the module docstring), in query order."""

@@ -1,13 +1,15 @@
 """The retrieval gate: one logistic model over the signals, every decision with its reason."""
 
+import dataclasses
 import json
 from importlib import resources
 
 import pytest
 
-from core.gate import FEATURES, Gate, GateModel
+from core.gate import FEATURES, Gate, GateModel, measure
 from core.models import Chunk, Evidence, Hit, Retrieval
 from core.service import RagService
+from core.vocabulary import Vocabulary
 
 MODEL = GateModel(
     coefficients={
@@ -17,6 +19,8 @@ MODEL = GateModel(
         "unknown": -6.0,
         "margin": 0.0,
         "overlap": 0.0,
+        "specific_missing": -2.0,
+        "bm25_spread": -1.0,
     },
     intercept=-8.0,
     threshold=0.5,
@@ -27,6 +31,8 @@ MODEL = GateModel(
         "unknown": 0.0,
         "margin": 0.05,
         "overlap": 0.4,
+        "specific_missing": 0.2,
+        "bm25_spread": 0.5,
     },
 )
 HIT = Hit(Chunk("c", "p.md", "P", "P", "u#a", "t", "t", 0, "h"), 1.0)
@@ -58,6 +64,62 @@ def test_unknown_terms_can_be_switched_off() -> None:
     retrieval = _retrieval(Evidence(0.62, 0.8, 0.4, 1.0), ("podman",))
     assert not Gate(MODEL).decide(retrieval).covered
     assert Gate(MODEL, use_unknown_terms=False).decide(retrieval).covered
+
+
+def _chunk(cid: str, page: str, text: str) -> Chunk:
+    return Chunk(cid, page, page, page, f"u#{cid}", text, text, 0, "h")
+
+
+DOCS = [
+    _chunk("a", "etcd.md", "Configure etcd as the Milvus meta store for service discovery."),
+    _chunk("b", "etcd.md", "Milvus components register their sessions in etcd."),
+    _chunk("c", "deploy.md", "Deploy Milvus with Docker Compose or on Kubernetes."),
+    _chunk("d", "faq.md", "Milvus does not use Consul; service discovery goes through etcd."),
+    _chunk("e", "hnsw.md", "HNSW builds a graph; M is the number of neighbours per node."),
+]
+
+
+def _measure(question: str, found: list[Chunk]) -> Evidence:
+    vocabulary = Vocabulary(c.search_text for c in DOCS)
+    terms = vocabulary.analyse(question)
+    dense = [(c, 0.6) for c in found]
+    hits = [Hit(c, 1.0, 0.6, i + 1) for i, c in enumerate(found)]
+    return measure(terms, vocabulary, dense, found, hits)
+
+
+def test_specific_missing_is_the_most_specific_question_word_the_passages_lack() -> None:
+    etcd_passages = DOCS[:2]
+    consul = _measure("can milvus components register in consul instead of etcd?", etcd_passages)
+    etcd = _measure("can milvus components register in etcd?", etcd_passages)
+    assert consul.specific_missing > 0.3  # the docs name Consul once, but not where we looked
+    assert etcd.specific_missing == 0.0  # every specific word is in the passages found
+    both = _measure("can milvus components register in consul instead of etcd?", DOCS[:2] + DOCS[3:4])
+    assert both.specific_missing < consul.specific_missing
+
+
+def test_bm25_spread_counts_the_pages_of_the_bm25_passages() -> None:
+    assert _measure("etcd", DOCS[:2]).bm25_spread == 1 / 10  # two passages of one page
+    assert _measure("etcd", DOCS[1:]).bm25_spread == 4 / 10
+    assert _measure("etcd", []).bm25_spread == 1.0  # BM25 found nothing: no focus at all
+
+
+def test_specific_missing_and_spread_pull_towards_a_decline() -> None:
+    focused = Evidence(0.6, 0.8, 0.4, 0.0, specific_missing=0.0, bm25_spread=0.2)
+    scattered = dataclasses.replace(focused, specific_missing=0.9, bm25_spread=0.9)
+    assert Gate(MODEL).decide(_retrieval(focused)).covered
+    decision = Gate(MODEL).decide(_retrieval(scattered))
+    assert not decision.covered and "specific_missing=0.90" in decision.reason
+
+
+def test_a_model_file_without_the_newer_signals_weighs_them_zero() -> None:
+    old = {
+        "coefficients": {f: 1.0 for f in FEATURES[:6]},
+        "intercept": 0.0,
+        "threshold": 0.5,
+        "reference": {f: 0.0 for f in FEATURES[:6]},
+    }
+    model = GateModel.load(old)
+    assert model.coefficients["specific_missing"] == 0.0 and model.coefficients["cosine"] == 1.0
 
 
 def test_min_confidence_is_a_floor_before_the_model() -> None:

@@ -80,3 +80,12 @@ def test_key_terms_are_the_docs_words_of_the_question(vocab: Vocabulary) -> None
 def test_ordinary_zipf_uses_several_languages() -> None:
     assert ordinary_zipf("wenn") > 5  # German
     assert ordinary_zipf("podman") == 0
+
+
+def test_specificity_is_high_for_words_rare_in_the_docs_and_in_english(vocab: Vocabulary) -> None:
+    hnsw, instead = vocab.specificity("hnsw"), vocab.specificity("instead")
+    assert hnsw == pytest.approx(0.5)  # in one of three passages (idf log 2 of log 4), no English word
+    assert 0 < instead < hnsw / 3  # as rare in the docs, but an everyday English word
+    assert vocab.specificity("milvus") == 0.0  # in every passage
+    assert vocab.specificity("podman") == 0.0  # the docs don't use it: an unknown name instead
+    assert vocab.uses("timezone") and not vocab.uses("colection")
