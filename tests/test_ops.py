@@ -115,8 +115,8 @@ async def test_metrics_counters_move_after_a_question_and_a_vote(ops: tuple[OpsS
     assert core.refuse("U1", question) is None
     answer, ttft = await core.relay(core.service.stream(question), _ignore, interval=0)
     answer_id = await core.record("test", "C1", "U1", question, answer, ttft)
-    declined = await core.service.ask("does milvus expose a GraphQL endpoint?")
-    await core.record("test", "C1", "U1", "graphql?", declined)
+    declined = await core.service.ask("can i run milvus standalone with podman instead of docker?")
+    await core.record("test", "C1", "U1", "podman?", declined)
     assert await core.feedback(answer_id, "U2", -1)
 
     _, after = await _get(f"{server.url}/metrics")
