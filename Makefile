@@ -52,7 +52,7 @@ lint: install
 	$(VENV)/bin/mypy
 
 test: lint
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n auto --maxprocesses=4
 
 eval: install
 	$(VENV)/bin/docsbot eval --questions $(QUESTIONS)

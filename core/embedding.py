@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -102,12 +102,7 @@ class SentenceTransformerEmbedder:
         model = self.model
         tokens = model.tokenizer(list(texts), truncation=True, max_length=model.max_seq_length)
         lengths = [len(ids) for ids in tokens["input_ids"]]
-        order = np.argsort(lengths, kind="stable")
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        for start in range(0, len(texts), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            out[idx] = self._encode([texts[i] for i in idx])
-        return out
+        return encode_by_length(texts, lengths, self.batch_size, self.dimension, self._encode)
 
     def embed_query(self, text: str) -> np.ndarray:
         vector: np.ndarray = self._encode([self.query_instruction + text])[0]
@@ -123,6 +118,23 @@ class SentenceTransformerEmbedder:
         )
         out: np.ndarray = np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
         return out
+
+
+def encode_by_length(
+    texts: Sequence[str],
+    lengths: Sequence[int],
+    batch_size: int,
+    dimension: int,
+    encode: Callable[[list[str]], np.ndarray],
+) -> np.ndarray:
+    """Encode in batches of texts of similar token counts (each batch pads to about the same
+    length), returning the vectors in the original order."""
+    order = np.argsort(lengths, kind="stable")
+    out = np.empty((len(texts), dimension), dtype=np.float32)
+    for start in range(0, len(texts), batch_size):
+        idx = order[start : start + batch_size]
+        out[idx] = encode([texts[i] for i in idx])
+    return out
 
 
 async def embed_documents(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:

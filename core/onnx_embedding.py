@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.embedding import resolve_model_path
+from core.embedding import encode_by_length, resolve_model_path
 from core.errors import EmbeddingError
 
 if TYPE_CHECKING:
@@ -57,12 +57,7 @@ class OnnxEmbedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         self._ensure()
         lengths = [len(ids) for ids in self._tokenize(list(texts))["input_ids"]]
-        order = np.argsort(lengths, kind="stable")
-        out = np.empty((len(texts), self._dimension), dtype=np.float32)
-        for start in range(0, len(texts), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            out[idx] = self._encode([texts[i] for i in idx])
-        return out
+        return encode_by_length(texts, lengths, self.batch_size, self._dimension, self._encode)
 
     def embed_query(self, text: str) -> np.ndarray:
         self._ensure()
