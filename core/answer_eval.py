@@ -34,6 +34,7 @@ from core.config import Settings
 from core.errors import ConfigError, JudgeError
 from core.evaluation import OUT_OF_SCOPE, Question
 from core.models import Answer
+from core.prompting import says_not_covered
 
 log = logging.getLogger(__name__)
 
@@ -219,16 +220,11 @@ class FactJudge:
 
 # --- the report --------------------------------------------------------------------------------
 
-_NOT_COVERED = re.compile(
-    r"(don't|do not|doesn't|does not) (seem to )?cover|couldn't find|could not find|"
-    r"no information|not mentioned",
-    re.I,
-)
-
 
 def is_decline(answer: Answer) -> bool:
-    """Declined by the gate (any outcome but an answer) or by the model itself."""
-    return answer.outcome != "answered" or bool(_NOT_COVERED.search(answer.text))
+    """Declined by the gate or by the model (any outcome but an answer; an answer the service
+    kept although its text says the docs don't cover the question counts too)."""
+    return answer.outcome != "answered" or says_not_covered(answer.text)
 
 
 def cited_pages(answer: Answer) -> set[str]:
@@ -310,7 +306,9 @@ def summarize_answers(rows: Sequence[ScoredAnswer], model: str, judge_model: str
     proxy_all = [m for r in in_scope if (m := r.proxy_mean) is not None]
     proxy_answered = [m for r in answered if (m := r.proxy_mean) is not None]
     beyond = [m for r in in_scope if (m := r.proxy_beyond_question_mean) is not None]
-    seconds = [r.answer.seconds for r in rows if r.answer.outcome == "answered"]
+    # time per answer the LLM wrote (the model's own declines included, the gate's not)
+    wrote = [r for r in rows if r.answer.outcome == "answered" or r.answer.declined_by == "model"]
+    seconds = [r.answer.seconds for r in wrote]
     summary: dict[str, Any] = {
         "model": model,
         "answers_n": len(in_scope),
@@ -322,6 +320,8 @@ def summarize_answers(rows: Sequence[ScoredAnswer], model: str, judge_model: str
         "model_cited": _share([r.model_cited for r in answered]),
         "answer_decline_in_scope": _share([r.declined for r in in_scope]),
         "answer_decline_out_of_scope": _share([r.declined for r in out_scope]),
+        "answer_decline_by_model_in_scope": _share([r.answer.declined_by == "model" for r in in_scope]),
+        "answer_decline_by_model_out_of_scope": _share([r.answer.declined_by == "model" for r in out_scope]),
         "answer_errors": sum(r.answer.outcome in {"error", "busy"} for r in rows),
         "answer_seconds_p50": _percentile(seconds, 0.5),
         "answer_seconds_p95": _percentile(seconds, 0.95),

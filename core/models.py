@@ -122,3 +122,6 @@ class Answer:
     #: What failed, as a short code (`llm_timeout`, `llm_unavailable`, `llm_stream_broken`,
     #: `llm_busy`, `store_unavailable`, ...: the `code` of core/errors.py's classes); None if nothing.
     error: str | None = None
+    #: Who declined a `not_covered` answer: "gate" (the retrieval gate, before the LLM) or "model"
+    #: (the LLM said the sources don't answer it); None for other outcomes.
+    declined_by: str | None = None

@@ -117,6 +117,31 @@ def finalize(text: str, hits: Sequence[Hit], fallback: int = 3) -> tuple[str, tu
     return cleaned, sources
 
 
+#: The model saying the sources don't answer the question (rule 2 of the system prompt).
+_MODEL_DECLINE = re.compile(
+    r"\b(?:sources?|docs|documentation|context|passages?|information|text)\b[^.!?\n]{0,60}?\b"
+    r"(?:don'?t|do not|doesn'?t|does not|did not|didn'?t)\s+(?:seem to\s+)?(?:cover|answer|mention|"
+    r"describe|contain|include|provide|say|address|discuss)|"
+    r"\b(?:couldn'?t|could not|can'?t|cannot|unable to)\s+find|\bno (?:information|mention|details?)\b|"
+    r"\bnot (?:covered|mentioned|described|documented|addressed)\b",
+    re.I,
+)
+_FIRST_SENTENCE = re.compile(r"^.*?(?:[.!?](?:\s|$)|\n|$)", re.S)
+#: Longer than this, the answer says more than "not covered": it is kept as an answer.
+_DECLINE_MAX_CHARS = 400
+
+
+def says_not_covered(text: str) -> bool:
+    """The model declined: its first sentence says the sources don't answer the question, and it
+    adds no cited content after that (a short reply without [n]). "The docs don't cover X, but
+    [1] says Y" is an answer."""
+    text = text.strip()
+    first = match.group(0) if (match := _FIRST_SENTENCE.match(text)) else text
+    if not _MODEL_DECLINE.search(first):
+        return False
+    return len(text) <= _DECLINE_MAX_CHARS or not _CITATION.search(text)
+
+
 _FOLLOW_UP = re.compile(
     r"^(and|also|what about|how about|so|then)\b|\b(it|its|it's|this|that|these|those|they|them|there|one)\b",
     re.I,

@@ -29,7 +29,15 @@ from core.indexer import Indexer
 from core.links import LinkPolicy
 from core.models import Answer, Outcome, Retrieval, Source
 from core.progress import ProgressListener, ProgressTracker, ReindexProgress
-from core.prompting import Turn, build_messages, conversation_of, finalize, is_small_talk, search_query
+from core.prompting import (
+    Turn,
+    build_messages,
+    conversation_of,
+    finalize,
+    is_small_talk,
+    says_not_covered,
+    search_query,
+)
 from core.retrieval import RetrievalConfig, Retriever
 from core.runlog import IndexRun, RunLog
 from core.sources import BUNDLED, SnapshotSource, is_site_url, open_source
@@ -226,6 +234,7 @@ class RagService:
                 outcome=Outcome.NOT_COVERED,
                 sources=nearest,
                 retrieval=retrieval,
+                declined_by="gate",
             )
             return
         if self.llm is None:
@@ -283,6 +292,18 @@ class RagService:
         if rest := cleaner.flush():
             yield rest
         text, sources = finalize(policy.clean("".join(parts)), retrieval.hits)
+        if says_not_covered(text):
+            # the gate let it through, but the model found no answer in the passages: a decline,
+            # with the nearest pages rather than "sources" the answer doesn't use
+            log.info("question declined by the model: %r", text[:200])
+            yield Answer(
+                text=f"{text}\n\nThe closest pages are below. {COMMUNITY}",
+                outcome=Outcome.NOT_COVERED,
+                sources=_sources(retrieval, 3),
+                retrieval=retrieval,
+                declined_by="model",
+            )
+            return
         yield Answer(text=text, outcome=Outcome.ANSWERED, sources=sources, retrieval=retrieval)
 
     async def warm_up(self) -> None:

@@ -52,8 +52,31 @@ async def test_not_covered_questions_never_reach_the_llm(
     service = _service(indexed_service, fake_llm.base_url)
     answer = await service.ask("can i run milvus standalone with podman instead of docker?")
     assert answer.outcome == "not_covered" and "never mention 'podman'" in answer.text
+    assert answer.declined_by == "gate"
     assert answer.sources and all(s.url.startswith("https://milvus.io/docs/") for s in answer.sources)
     assert fake_llm.requests == []
+
+
+async def test_the_models_own_decline_becomes_a_decline_with_the_nearest_pages(
+    indexed_service: RagService, fake_llm: FakeLLM
+) -> None:
+    fake_llm.answer = "The provided sources don't cover choosing M for a billion vectors."
+    service = _service(indexed_service, fake_llm.base_url)
+    answer = await service.ask("what does M control in an HNSW index?")
+    assert answer.outcome == "not_covered" and answer.declined_by == "model"
+    assert answer.text.startswith(fake_llm.answer) and "closest pages" in answer.text
+    assert answer.sources and all(s.url.startswith("https://milvus.io/docs/") for s in answer.sources)
+    assert len(fake_llm.requests) == 1
+
+
+async def test_an_answer_that_says_milvus_lacks_a_feature_is_still_an_answer(
+    indexed_service: RagService, fake_llm: FakeLLM
+) -> None:
+    fake_llm.answer = "Milvus does not support an M above 2048 [1]."
+    service = _service(indexed_service, fake_llm.base_url)
+    answer = await service.ask("what does M control in an HNSW index?")
+    assert answer.outcome == "answered" and answer.declined_by is None
+    assert [s.number for s in answer.sources] == [1]
 
 
 @pytest.mark.parametrize(

@@ -118,7 +118,7 @@ def test_unreachable_llm_is_one_honest_sentence_with_links(docsbot: Run) -> None
     assert "Traceback" not in result.stdout + result.stderr
 
 
-ASK_JSON_KEYS = {"answer", "declined", "sources", "cited", "error", "outcome"}
+ASK_JSON_KEYS = {"answer", "declined", "declined_by", "sources", "cited", "error", "outcome"}
 
 
 @pytest.mark.usefixtures("first_index")
@@ -149,6 +149,7 @@ def test_ask_json_declines_with_exit_0_even_with_a_dead_llm(docsbot: Run) -> Non
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["declined"] is True and data["outcome"] == "not_covered" and data["error"] is None
+    assert data["declined_by"] == "gate"
     assert data["cited"] is False and data["sources"]
 
 

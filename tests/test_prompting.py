@@ -1,3 +1,5 @@
+import pytest
+
 from core.models import Chunk, Hit
 from core.prompting import (
     SYSTEM_PROMPT,
@@ -6,6 +8,7 @@ from core.prompting import (
     conversation_of,
     finalize,
     is_small_talk,
+    says_not_covered,
     search_query,
 )
 
@@ -93,3 +96,20 @@ def test_small_talk() -> None:
         assert is_small_talk(text), text
     for text in ["hi, how do I create an index?", "thanks, and what about IVF?", "what is HNSW"]:
         assert not is_small_talk(text), text
+
+
+@pytest.mark.parametrize(
+    ("text", "declined"),
+    [
+        ("The Milvus docs you found don't cover it.", True),
+        ("The provided sources do not contain information about Podman.", True),
+        ("I couldn't find anything about Cassandra in the sources.", True),
+        ("There is no information about triggers in the provided documentation.", True),
+        ("Milvus does not provide a GraphQL endpoint [1].", False),  # the docs say so: an answer
+        ("M is the maximum number of edges per node [1]. The docs do not mention a best value.", False),
+        ("The sources don't cover Podman, but Compose works [1]. " + "More. " * 80, False),
+        ("", False),
+    ],
+)
+def test_says_not_covered_reads_only_a_first_sentence_decline(text: str, declined: bool) -> None:
+    assert says_not_covered(text) is declined
