@@ -11,14 +11,22 @@ The signals:
 - `support`: the IDF-weighted share of the question's distinctive docs words found in the best of
   the top passages (low for features the docs never describe in words they do use: "joins");
 - `agreement`: the share of the dense top-5 pages that BM25 also ranks in its top 5;
-- `unknown`: the rarity of the rarest *unknown name* (see `core.vocabulary`): 0 when none;
+- `unknown`: the rarity of the rarest *unknown name* (see `core.vocabulary`) the question asks
+  about: 0 when none;
+- `unknown_context`: the same for unknown names of the asker's setup (after the first sentence,
+  or after "our", "using", "behind", ...: "our fastapi app"), which say much less;
 - `margin`: how far the best cosine stands out of the dense top 10 (a focused match);
 - `overlap`: the share of the top-5 passages that both the dense and the BM25 search found;
 - `specific_missing`: the specificity (`Vocabulary.specificity`: rare in the docs and in ordinary
   English) of the question's most specific docs word that none of the top passages contains: the
   docs mention "consul" or "swarm" somewhere, but the passages found are about etcd and Docker;
 - `bm25_spread`: the distinct pages among the BM25 top 10 passages, per passage (1: every passage
-  from another page, the question's words are scattered over the docs rather than focused).
+  from another page, the question's words are scattered over the docs rather than focused);
+- `topic`: a logistic regression over the question's own embedding, fitted on the labelled
+  questions (`TopicModel`): how much the question reads like the in-scope ones. Features Milvus
+  lacks, asked in the docs' own words ("joins", "triggers", "stored procedures"), sit in their own
+  region of the embedding space however well their words match. It applies only to the embedding
+  model it was fitted with; with another model it stays at its neutral reference value.
 
 Every decision carries its reason (the signals, each one's contribution and the probability), for
 the log and for `docsbot eval --details`.
@@ -46,13 +54,12 @@ FEATURES = (
     "overlap",
     "specific_missing",
     "bm25_spread",
+    "unknown_context",
+    "topic",
 )
 MODEL_FILE = "gate_model.json"
 _TOP = 5  # pages compared for agreement, passages searched for support
 _SPREAD = 10  # BM25 passages whose pages are counted for bm25_spread
-#: An unknown name after the question's first sentence describes the asker's setup ("I'm using
-#: Ragflow and want to switch to Milvus"): it counts half.
-CONTEXT_WEIGHT = 0.5
 
 
 def measure(
@@ -72,9 +79,8 @@ def measure(
         cosine=max(0.0, min(1.0, dense[0][1])) if dense else 0.0,
         support=_support(terms.key_terms, vocabulary, top),
         agreement=agreement,
-        unknown=max(
-            (t.rarity * (CONTEXT_WEIGHT if t.in_context else 1.0) for t in terms.unknown), default=0.0
-        ),
+        unknown=max((t.rarity for t in terms.unknown if not t.in_context), default=0.0),
+        unknown_context=max((t.rarity for t in terms.unknown if t.in_context), default=0.0),
         margin=cosines[0] - sum(cosines) / len(cosines) if cosines else 0.0,
         overlap=sum(h.dense_score is not None and h.sparse_rank is not None for h in top) / _TOP
         if top
@@ -121,6 +127,35 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class TopicModel:
+    """P(in scope | the question's embedding): a logistic regression over the embedding of
+    `embedding_model`, fitted by `scripts/fit_gate.py` on the labelled questions."""
+
+    embedding_model: str
+    weights: tuple[float, ...]
+    intercept: float
+
+    @classmethod
+    def load(cls, data: dict[str, Any]) -> TopicModel:
+        weights = tuple(float(w) for w in data["weights"])
+        return cls(str(data["embedding_model"]), weights, float(data["intercept"]))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "embedding_model": self.embedding_model,
+            "weights": [round(w, 5) for w in self.weights],
+            "intercept": round(self.intercept, 5),
+        }
+
+    def applies_to(self, embedding_model: str, vector: Sequence[float]) -> bool:
+        return embedding_model == self.embedding_model and len(vector) == len(self.weights)
+
+    def score(self, vector: Sequence[float]) -> float:
+        z = self.intercept + sum(w * x for w, x in zip(self.weights, vector, strict=True))
+        return 1.0 / (1.0 + math.exp(-z))
+
+
+@dataclass(frozen=True)
 class GateModel:
     """Logistic regression: P(covered) = sigmoid(intercept + sum(coef * signal))."""
 
@@ -128,6 +163,7 @@ class GateModel:
     intercept: float
     threshold: float
     reference: dict[str, float]  # typical signals of covered questions, to name the weak one
+    topic: TopicModel | None = None
 
     @classmethod
     def load(cls, data: dict[str, Any] | None = None) -> GateModel:
@@ -140,6 +176,7 @@ class GateModel:
             intercept=float(data["intercept"]),
             threshold=float(data["threshold"]),
             reference={f: float(data["reference"].get(f, 0.0)) for f in FEATURES},
+            topic=TopicModel.load(data["topic"]) if data.get("topic") else None,
         )
 
     def probability(self, evidence: Evidence) -> float:
@@ -149,18 +186,34 @@ class GateModel:
 
 class Gate:
     def __init__(
-        self, model: GateModel, *, min_confidence: float = 0.0, use_unknown_terms: bool = True
+        self,
+        model: GateModel,
+        *,
+        min_confidence: float = 0.0,
+        use_unknown_terms: bool = True,
+        embedding_model: str = "",
     ) -> None:
         self.model = model
         self.min_confidence = min_confidence
         self.use_unknown_terms = use_unknown_terms
+        self.embedding_model = embedding_model
+
+    def topic(self, retrieval: Retrieval) -> float:
+        """The topic signal of the question; its neutral reference value when the topic model
+        was fitted for another embedding model (or the search kept no query vector)."""
+        topic = self.model.topic
+        vector = retrieval.query_vector
+        if topic is None or not topic.applies_to(self.embedding_model, vector):
+            return self.model.reference.get("topic", 0.5)
+        return topic.score(vector)
 
     def decide(self, retrieval: Retrieval) -> Decision:
         evidence = retrieval.evidence
         if not retrieval.hits or evidence is None:
             return Decision(False, 0.0, self.model.threshold, "nothing retrieved", {})
+        evidence = dataclasses.replace(evidence, topic=self.topic(retrieval))
         if not self.use_unknown_terms:
-            evidence = dataclasses.replace(evidence, unknown=0.0)
+            evidence = dataclasses.replace(evidence, unknown=0.0, unknown_context=0.0)
         signals = {f: getattr(evidence, f) for f in FEATURES}
         if evidence.cosine < self.min_confidence:
             reason = f"best cosine {evidence.cosine:.2f} < MIN_CONFIDENCE {self.min_confidence:.2f}"

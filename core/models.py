@@ -62,11 +62,13 @@ class Evidence:
     cosine: float  # best dense cosine
     support: float  # 0..1: IDF share of the question's docs words found in one top passage
     agreement: float  # 0..1: share of the dense top-5 pages also in the BM25 top 5
-    unknown: float  # 0..1: rarity of the rarest unknown name (0: none)
+    unknown: float  # 0..1: rarity of the rarest unknown name the question asks about (0: none)
     margin: float = 0.0  # best cosine minus the mean of the dense top 10
     overlap: float = 0.0  # 0..1: share of the top-5 passages found by both searches
     specific_missing: float = 0.0  # 0..1: specificity of the most specific word no top passage has
     bm25_spread: float = 0.0  # 0..1: distinct pages among the BM25 top 10 passages, per passage
+    unknown_context: float = 0.0  # 0..1: the same for unknown names of the asker's setup
+    topic: float = 0.5  # 0..1: how much the question reads like the in-scope ones (set by the gate)
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class Retrieval:
     seconds: float = 0.0
     dense_only: bool = False  # the collection has no BM25 field (server without the function)
     evidence: Evidence | None = None  # the gate's signals (None: nothing retrieved)
+    query_vector: tuple[float, ...] = ()  # the query's embedding (for the gate's topic signal)
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,7 @@ class Retriever:
             seconds=time.perf_counter() - started,
             dense_only=not self.store.has_sparse,
             evidence=evidence,
+            query_vector=tuple(float(x) for x in vector),
         )
 
 

@@ -116,6 +116,7 @@ class RagService:
             GateModel.load(),
             min_confidence=settings.min_confidence,
             use_unknown_terms=settings.decline_unknown_terms,
+            embedding_model=settings.embedding_model,
         )
         self.runs = RunLog(settings.data_dir, settings.collection)
         self.indexer = Indexer(

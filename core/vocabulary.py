@@ -9,16 +9,18 @@ is an *unknown name* only when all of these hold:
   stay candidates), dotted paths, digits mixed in, UUIDs/hex, placeholders like "aaa", or
   anything inside quotes or backticks;
 - the docs don't use it, an inflection of it ("timezones" -> "timezone") or a near miss of it
-  ("equel" -> "equal", by `rapidfuzz` edit distance);
+  ("equel" -> "equal", "memroy" -> "memory": `rapidfuzz` edit distance, a swapped pair counting as
+  one edit);
 - it is written in Latin script and is not an ordinary word in a common language (`wordfreq`
   Zipf frequency; a capitalised word in mid-sentence, like "Consul", must be more common to
   count as ordinary).
 
-Each unknown name carries its rarity (how uncommon the word is in ordinary language), and the
-gate (`core.gate`) weighs it together with the retrieval evidence; nothing here declines anything.
-The vocabulary also knows each word's document frequency, for the gate's key-term support signal,
-and how specific a docs word is (rare in the docs and in ordinary English), for its
-specific-term signal.
+Each unknown name carries its rarity (how uncommon the word is in ordinary language) and whether it
+describes the asker's setup rather than what they ask about (after the first sentence, or after
+"our", "using", "behind", ...: "our fastapi app"). The gate (`core.gate`) weighs it together with
+the retrieval evidence; nothing here declines anything. The vocabulary also knows each word's
+document frequency, for the gate's key-term support signal, and how specific a docs word is (rare
+in the docs and in ordinary English), for its specific-term signal.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from rapidfuzz import process
-from rapidfuzz.distance import Levenshtein
+from rapidfuzz.distance import OSA
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from wordfreq import zipf_frequency
 
@@ -58,6 +60,13 @@ _HEX = re.compile(r"^(?=.*\d)[0-9a-f]{8,}$|^[0-9a-f]{8}-[0-9a-f]{4}-", re.I)
 #: camelCase starting lower case (collectionName); product names are UpperCamel (GraphQL, MongoDB)
 _CAMEL = re.compile(r"^[a-z]+[A-Z]")
 _SENTENCE_END = re.compile(r"[.!?:\n]\s*$")
+#: Words that introduce the asker's own setup rather than what they ask about: "our fastapi app",
+#: "sits behind traefik", "we use celery", "embeddings come from airflow".
+_SETUP_CUE = re.compile(
+    r"\b(?:our|my|we(?:'re| are)?\s+(?:use|using|run|running|on)|i(?:'m| am)?\s+using|using|behind|from|via)"
+    r"\s+(?:[\w-]+\s+){0,2}$",
+    re.I,
+)
 _FIRST_SENTENCE = re.compile(r"[.!?\n](?:\s|$)")
 _ENDINGS = ("ing", "es", "ed", "s", "e")
 _CHAT_WORDS = frozenset(
@@ -114,8 +123,12 @@ def stem(word: str) -> str:
 
 @lru_cache(maxsize=20_000)
 def ordinary_zipf(word: str) -> float:
-    """The word's highest Zipf frequency over `LANGUAGES` (0 for words no list has)."""
-    return max(zipf_frequency(word, lang) for lang in LANGUAGES)
+    """The highest Zipf frequency over `LANGUAGES` of the word or its base form ("gotchas" ->
+    "gotcha"); 0 for words no list has."""
+    forms = [word] + [
+        word[: -len(e)] for e in ("s", "es", "ed", "ing") if word.endswith(e) and len(word) > len(e) + 3
+    ]
+    return max(zipf_frequency(form, lang) for form in forms for lang in LANGUAGES)
 
 
 @dataclass(frozen=True)
@@ -123,7 +136,7 @@ class UnknownTerm:
     word: str  # lower case
     zipf: float  # how common it is in ordinary language (0: unheard of)
     rarity: float  # 1 for a word no language list has, down to 0 at the ordinary threshold
-    in_context: bool = False  # only after the first sentence: the asker's setup, not the question
+    in_context: bool = False  # the asker's setup, not the question: after the first sentence or a cue
 
 
 @dataclass(frozen=True)
@@ -203,7 +216,8 @@ class Vocabulary:
                 ordinary = ORDINARY_ZIPF_CAPITALISED if capitalised else ORDINARY_ZIPF
                 if zipf < ordinary:
                     rarity = round(1.0 - zipf / ordinary, 3)
-                    unknown[word] = UnknownTerm(word, round(zipf, 2), rarity, match.start() >= first_end)
+                    setup = match.start() >= first_end or bool(_SETUP_CUE.search(text[: match.start()]))
+                    unknown[word] = UnknownTerm(word, round(zipf, 2), rarity, setup)
         return QueryTerms(tuple(unknown.values()), tuple(dict.fromkeys(identifiers)), tuple(key_terms))
 
     def knows(self, word: str) -> bool:
@@ -223,7 +237,7 @@ class Vocabulary:
         near = [
             w for n in range(len(word) - allowed, len(word) + allowed + 1) for w in self._by_length.get(n, [])
         ]
-        return process.extractOne(word, near, scorer=Levenshtein.distance, score_cutoff=allowed) is not None
+        return process.extractOne(word, near, scorer=OSA.distance, score_cutoff=allowed) is not None
 
 
 def _is_candidate(word: str) -> bool:

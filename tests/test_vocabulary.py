@@ -69,6 +69,27 @@ def test_inflections_typos_and_chat_words_are_known(vocab: Vocabulary) -> None:
     assert vocab.unknown_terms("cosine is equel to IP") == []  # one typo away from "equal"
     assert vocab.unknown_terms("hey thanks, anyone know? doesnt work") == []
     assert vocab.unknown_terms("HNSW M=16 in 2.6") == []  # digits and short tokens
+    assert vocab.unknown_terms("collectoin index paramaters") == []  # a swapped pair is one typo
+    assert vocab.unknown_terms("any gotchas with HNSW?") == []  # "gotcha" is an ordinary word
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "our fastapi app times out on HNSW search",
+        "HNSW search behind traefik is slow",
+        "we use dagster to insert into Milvus, how do I configure HNSW?",
+        "how do I configure HNSW? I'm using fastapi.",  # after the first sentence
+    ],
+)
+def test_unknown_names_of_the_askers_setup_are_context(vocab: Vocabulary, question: str) -> None:
+    (term,) = vocab.analyse(question).unknown
+    assert term.in_context
+
+
+def test_an_unknown_name_the_question_asks_about_is_not_context(vocab: Vocabulary) -> None:
+    (term,) = vocab.analyse("can I run Milvus standalone with podman instead of Docker?").unknown
+    assert term.word == "podman" and not term.in_context
 
 
 def test_key_terms_are_the_docs_words_of_the_question(vocab: Vocabulary) -> None:
