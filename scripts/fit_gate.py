@@ -130,12 +130,14 @@ def train(fit_set: Labelled, embedding_model: str) -> Fitted:
     return Fitted(topic, coefficients, intercept, fit_signals)
 
 
-def cross_validated(questions: Labelled, max_in_scope_declines: float, folds: int = 5) -> dict[str, Any]:
+def cross_validated(
+    questions: Labelled, max_in_scope_declines: float, folds: int = 5, seed: int = 1
+) -> dict[str, Any]:
     """Decline rates with every question judged by a gate fitted without it (both stages, and
     the threshold chosen on the training folds): what to expect on new questions."""
     declined = np.zeros(len(questions.covered), dtype=bool)
-    splits = StratifiedKFold(folds, shuffle=True, random_state=1).split(questions.vectors, questions.covered)
-    for train_rows, test_rows in splits:
+    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    for train_rows, test_rows in splitter.split(questions.vectors, questions.covered):
         part = questions.rows(train_rows)
         fitted = train(part, "")
         fit_p = probabilities(fitted.fit_signals, fitted.coefficients, fitted.intercept)
