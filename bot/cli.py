@@ -22,8 +22,8 @@ import logging
 import signal
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from dataclasses import asdict
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,20 +88,40 @@ async def _with_service(settings: Settings, command: Command, args: argparse.Nam
 # --- commands --------------------------------------------------------------------------------
 
 
-async def cmd_index(service: RagService, args: argparse.Namespace) -> int:
-    bar = _ProgressBar()
+@dataclass
+class _Sigterm:
+    received: bool = False
+
+
+@contextlib.contextmanager
+def _sigterm_cancels_this_task() -> Iterator[_Sigterm]:
+    """SIGTERM (a pod, CronJob or systemd unit being stopped) cancels the running command like
+    Ctrl-C does, so its cleanup runs: a write in flight ends, child servers are stopped."""
     loop, this = asyncio.get_running_loop(), asyncio.current_task()
     assert this is not None
-    loop.add_signal_handler(signal.SIGTERM, this.cancel)  # e.g. a CronJob pod being stopped
+    sigterm = _Sigterm()
+
+    def stop() -> None:
+        sigterm.received = True
+        this.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, stop)
     try:
-        run = await service.index(args.source, full=args.full, force=args.force, progress=bar.update)
+        yield sigterm
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+async def cmd_index(service: RagService, args: argparse.Namespace) -> int:
+    bar = _ProgressBar()
+    try:
+        with _sigterm_cancels_this_task():
+            run = await service.index(args.source, full=args.full, force=args.force, progress=bar.update)
     except asyncio.CancelledError:
         await service.stop_reindex(service.settings.shutdown_grace)  # the write in flight ends first
         bar.close()
         print("docsbot: stopped (SIGTERM); the run is recorded as interrupted", file=sys.stderr)
         return 143
-    finally:
-        loop.remove_signal_handler(signal.SIGTERM)
     bar.close()
     summary = (
         f"{run.outcome}: {run.added} added, {run.changed} changed, {run.removed} removed, "
@@ -205,19 +225,31 @@ def ask_exit_status(answer: Answer) -> int:
 
 
 async def cmd_llm_serve(settings: Settings, args: argparse.Namespace) -> int:
-    """The LLM server in the foreground; needs no Milvus, so opens no service."""
-    if args.engine == "vllm":
-        return await run_vllm(settings)
-    model = resolve_model(settings.local_llm_model_path, settings.data_dir)
-    async with local_llm_server(
-        model,
-        settings.llm_model,
-        settings.llm_base_url,
-        settings.local_llm_threads,
-        settings.local_llm_context,
-    ) as process:
-        print(f"local LLM server for {settings.llm_model} at {settings.llm_base_url} (Ctrl-C stops it)")
-        await process.wait()
+    """The LLM server in the foreground; needs no Milvus, so opens no service. Ctrl-C or SIGTERM
+    stops the server process too (it is a child: left running, it would hold the port)."""
+    sigterm = _Sigterm()
+    try:
+        with _sigterm_cancels_this_task() as sigterm:
+            if args.engine == "vllm":
+                return await run_vllm(settings)
+            model = resolve_model(settings.local_llm_model_path, settings.data_dir)
+            async with local_llm_server(
+                model,
+                settings.llm_model,
+                settings.llm_base_url,
+                settings.local_llm_threads,
+                settings.local_llm_context,
+            ) as process:
+                print(
+                    f"local LLM server for {settings.llm_model} at {settings.llm_base_url} (Ctrl-C stops it)",
+                    flush=True,
+                )
+                await process.wait()
+    except asyncio.CancelledError:
+        if not sigterm.received:
+            raise  # Ctrl-C: exit 130 like every command
+        print("docsbot: LLM server stopped (SIGTERM)", file=sys.stderr)
+        return 143
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from core.local_llm import (
     QWEN_CODER_1_5B,
     PackagedModel,
     is_installed,
+    is_listening,
     local_llm_server,
     packaged_model_path,
     resolve_model,
@@ -89,6 +91,40 @@ async def test_a_bad_model_file_is_one_clear_error(tmp_path: Path) -> None:
             pass
     with pytest.raises(DocsBotError, match="is not a file"):
         resolve_model(str(tmp_path / "missing.gguf"), tmp_path)
+
+
+def test_sigterm_stops_llm_serve_and_its_server_process(tmp_path: Path) -> None:
+    """`docsbot llm serve` stopped like a systemd unit or a pod: the llama.cpp child goes too
+    (left running, it would hold the port and the memory)."""
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}/v1"
+    env = {
+        **os.environ,
+        "MILVUS_URI": str(tmp_path / "milvus.db"),
+        "DATA_DIR": str(tmp_path / "data"),
+        "LLM_BASE_URL": base_url,
+        "LLM_MODEL": "smollm2",
+        "LOCAL_LLM_MODEL_PATH": str(_smollm2()),
+        "LOCAL_LLM_THREADS": "1",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "llm", "serve"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert "local LLM server for smollm2" in process.stdout.readline()  # listening now
+        assert is_listening(base_url)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 143
+    finally:
+        process.kill()
+    assert "LLM server stopped (SIGTERM)" in process.communicate()[1]
+    assert not is_listening(base_url)
 
 
 # --- the vLLM engine (`docsbot llm serve --engine vllm`): no GPU here, so the command line is
