@@ -203,14 +203,16 @@ async def cmd_ask(service: RagService, args: argparse.Namespace) -> int:
 
 def answer_json(answer: Answer) -> dict[str, Any]:
     """`docsbot ask --json`: one object. `cited` says whether the text cites the listed sources
-    with [n] (False when they are only the nearest pages); `declined_by` is "gate", "model" or
-    null; `error` is null or a short code."""
+    with [n] (False when they are only the nearest pages), and `citations` who put the [n] there:
+    "model", "matched" (the model cited nothing; each paragraph cites the source its specifics
+    come from) or null; `declined_by` is "gate", "model" or null; `error` is null or a short code."""
     return {
         "answer": answer.text,
         "declined": answer.outcome == "not_covered",
         "declined_by": answer.declined_by,
         "sources": [{"url": s.url, "title": s.title, "page_id": s.page_id} for s in answer.sources],
         "cited": any(f"[{s.number}]" in answer.text for s in answer.sources),
+        "citations": answer.citations or None,
         "error": answer.error,
         "outcome": answer.outcome,
     }

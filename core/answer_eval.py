@@ -246,7 +246,7 @@ class ScoredAnswer:
     def model_cited(self) -> bool:
         """The model itself put [n] markers in its text (else the sources listed are the top
         retrieved ones, which says nothing about the model)."""
-        return _CITATION.search(self.answer.text) is not None
+        return self.answer.citations != "matched" and _CITATION.search(self.answer.text) is not None
 
     @property
     def proxy_mean(self) -> float | None:

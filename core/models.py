@@ -128,3 +128,7 @@ class Answer:
     #: Who declined a `not_covered` answer: "gate" (the retrieval gate, before the LLM) or "model"
     #: (the LLM said the sources don't answer it); None for other outcomes.
     declined_by: str | None = None
+    #: Who put the [n] markers in an answer's text: "model" (the LLM itself) or "matched" (the LLM
+    #: cited nothing; `core.prompting.attribute` cited the sources its paragraphs' specifics come
+    #: from); "" when the text cites nothing.
+    citations: str = ""

@@ -117,6 +117,56 @@ def finalize(text: str, hits: Sequence[Hit], fallback: int = 3) -> tuple[str, tu
     return cleaned, sources
 
 
+_CODE_BLOCK = re.compile(r"```.*?(?:```|\Z)", re.S)
+_NUMBER = re.compile(r"\d[\d,.]*\d|\d")
+_IDENTIFIER = re.compile(r"\b[A-Za-z][A-Za-z0-9]*(?:[._][A-Za-z0-9]+)+\b|\b[a-z]+[A-Z][A-Za-z0-9]*\b")
+_LONG_WORD = re.compile(r"\b[a-z]{7,}\b")
+#: A paragraph is attributed to a source when at least this many of its specifics (numbers,
+#: identifiers, long words) appear in it, and at least this share of them.
+_ATTRIBUTE_MIN, _ATTRIBUTE_SHARE = 2, 0.5
+
+
+def _specifics(text: str) -> set[str]:
+    numbers = {n.replace(",", "") for n in _NUMBER.findall(text) if len(n) > 1}
+    identifiers = {i.lower() for i in _IDENTIFIER.findall(text)}
+    return numbers | identifiers | set(_LONG_WORD.findall(text.lower()))
+
+
+def has_citations(text: str) -> bool:
+    return _CITATION.search(text) is not None
+
+
+def attribute(text: str, hits: Sequence[Hit]) -> str:
+    """Cite sources for an answer whose model cited none: each prose paragraph gets [n] of the
+    source that contains most of its specifics (numbers like 32,768, identifiers like
+    `proxy.maxDimension`, long words), when at least two of them and half of them are there.
+    Code blocks and lines that introduce one (ending with ":") are left alone; a paragraph no
+    source backs stays uncited. Small local models often answer from the sources without [n]."""
+    sources = [_specifics(hit.chunk.text) | _specifics(hit.chunk.heading) for hit in hits]
+
+    def cite(paragraph: str) -> str:
+        stripped = paragraph.rstrip()
+        mine = _specifics(stripped)
+        if not mine or stripped.endswith(":") or not sources:
+            return paragraph
+        found = [len(mine & source) for source in sources]
+        best = max(range(len(found)), key=lambda i: found[i])
+        if found[best] < _ATTRIBUTE_MIN or found[best] < _ATTRIBUTE_SHARE * len(mine):
+            return paragraph
+        end = len(stripped) - 1 if stripped[-1] in ".!?" else len(stripped)
+        return f"{stripped[:end]} [{best + 1}]{stripped[end:]}{paragraph[len(stripped) :]}"
+
+    parts: list[str] = []
+    position = 0
+    for block in _CODE_BLOCK.finditer(text):
+        prose = text[position : block.start()]
+        parts.append("\n".join(cite(line) for line in prose.split("\n")))
+        parts.append(block.group(0))
+        position = block.end()
+    parts.append("\n".join(cite(line) for line in text[position:].split("\n")))
+    return "".join(parts)
+
+
 #: The model saying the sources don't answer the question (rule 2 of the system prompt).
 _MODEL_DECLINE = re.compile(
     r"\b(?:sources?|docs|documentation|context|passages?|information|text)\b[^.!?\n]{0,60}?\b"

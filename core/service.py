@@ -31,9 +31,11 @@ from core.models import Answer, Outcome, Retrieval, Source
 from core.progress import ProgressListener, ProgressTracker, ReindexProgress
 from core.prompting import (
     Turn,
+    attribute,
     build_messages,
     conversation_of,
     finalize,
+    has_citations,
     is_small_talk,
     says_not_covered,
     search_query,
@@ -305,7 +307,13 @@ class RagService:
                 declined_by="model",
             )
             return
-        yield Answer(text=text, outcome=Outcome.ANSWERED, sources=sources, retrieval=retrieval)
+        citations = "model" if has_citations(text) else ""
+        if not citations and has_citations(matched := attribute(text, retrieval.hits)):
+            text, sources = finalize(matched, retrieval.hits)
+            citations = "matched"
+        yield Answer(
+            text=text, outcome=Outcome.ANSWERED, sources=sources, retrieval=retrieval, citations=citations
+        )
 
     async def warm_up(self) -> None:
         """Load the model and the vocabulary now, so the first question is not the slow one."""

@@ -57,6 +57,23 @@ async def test_not_covered_questions_never_reach_the_llm(
     assert fake_llm.requests == []
 
 
+async def test_an_answer_without_citations_cites_the_source_its_specifics_come_from(
+    indexed_service: RagService, fake_llm: FakeLLM
+) -> None:
+    fake_llm.answer = "A higher efConstruction gives a more accurate index; we recommend [50, 500]."
+    service = _service(indexed_service, fake_llm.base_url)
+    answer = await service.ask("what range of efConstruction is recommended for an HNSW index?")
+    assert answer.outcome == "answered" and answer.citations == "matched"
+    assert answer.text == fake_llm.answer.removesuffix(".") + " [1]."
+    assert [s.page_id for s in answer.sources] == ["hnsw.md"]
+
+
+async def test_the_models_own_citations_are_kept(indexed_service: RagService, fake_llm: FakeLLM) -> None:
+    service = _service(indexed_service, fake_llm.base_url)
+    answer = await service.ask("what does M control in an HNSW index?")
+    assert answer.citations == "model"
+
+
 async def test_the_models_own_decline_becomes_a_decline_with_the_nearest_pages(
     indexed_service: RagService, fake_llm: FakeLLM
 ) -> None:

@@ -118,7 +118,7 @@ def test_unreachable_llm_is_one_honest_sentence_with_links(docsbot: Run) -> None
     assert "Traceback" not in result.stdout + result.stderr
 
 
-ASK_JSON_KEYS = {"answer", "declined", "declined_by", "sources", "cited", "error", "outcome"}
+ASK_JSON_KEYS = {"answer", "declined", "declined_by", "sources", "cited", "citations", "error", "outcome"}
 
 
 @pytest.mark.usefixtures("first_index")

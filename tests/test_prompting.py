@@ -4,6 +4,7 @@ from core.models import Chunk, Hit
 from core.prompting import (
     SYSTEM_PROMPT,
     Turn,
+    attribute,
     build_messages,
     conversation_of,
     finalize,
@@ -113,3 +114,28 @@ def test_small_talk() -> None:
 )
 def test_says_not_covered_reads_only_a_first_sentence_decline(text: str, declined: bool) -> None:
     assert says_not_covered(text) is declined
+
+
+def test_attribute_cites_the_source_that_holds_a_paragraphs_specifics() -> None:
+    hits = [
+        _hit(1, "M: the maximum number of edges per node, range [2, 2048], default 30."),
+        _hit(2, "proxy.maxDimension: the maximum dimension of a vector field, default 32,768."),
+    ]
+    text = (
+        "The largest dimension is 32,768, set by `proxy.maxDimension`.\n\n"
+        "Here is how:\n```yaml\nproxy:\n  maxDimension: 32768\n```\n"
+        "M ranges from 2 to 2048; the default is 30.\n"
+        "Hope this helps!"
+    )
+    cited = attribute(text, hits)
+    assert "set by `proxy.maxDimension` [2]." in cited
+    assert "M ranges from 2 to 2048; the default is 30 [1]." in cited
+    assert "Here is how:\n```yaml\nproxy:\n  maxDimension: 32768\n```" in cited  # code untouched
+    assert cited.endswith("Hope this helps!")  # nothing specific: no citation
+
+
+def test_attribute_needs_two_specifics_and_half_of_them() -> None:
+    hits = [_hit(1, "default 30")]
+    assert attribute("The value is 30.", hits) == "The value is 30."  # one specific only
+    few = "Set efConstruction to 360 and ef to 64 with nprobe 16 on HNSW_SQ."
+    assert attribute(few, [_hit(1, "efConstruction 360")]) == few  # 2 of 6: not enough
