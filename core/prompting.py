@@ -126,10 +126,25 @@ _LONG_WORD = re.compile(r"\b[a-z]{7,}\b")
 _ATTRIBUTE_MIN, _ATTRIBUTE_SHARE = 2, 0.5
 
 
-def _specifics(text: str) -> set[str]:
+def _strong_specifics(text: str) -> set[str]:
+    """Numbers (32,768 -> 32768) and identifiers (proxy.maxDimension, client_pem_path)."""
     numbers = {n.replace(",", "") for n in _NUMBER.findall(text) if len(n) > 1}
-    identifiers = {i.lower() for i in _IDENTIFIER.findall(text)}
-    return numbers | identifiers | set(_LONG_WORD.findall(text.lower()))
+    return numbers | {i.lower() for i in _IDENTIFIER.findall(text)}
+
+
+def _specifics(text: str) -> set[str]:
+    return _strong_specifics(text) | set(_LONG_WORD.findall(text.lower()))
+
+
+def _backs(paragraph: str, source: set[str]) -> int:
+    """How many of the paragraph's specifics the source has, if that is enough to cite it: two
+    or more and at least half of them, or of its numbers and identifiers alone; else 0."""
+    strong, every = _strong_specifics(paragraph), _specifics(paragraph)
+    for mine in (strong, every):
+        found = len(mine & source)
+        if found >= _ATTRIBUTE_MIN and found >= _ATTRIBUTE_SHARE * len(mine):
+            return len(every & source)
+    return 0
 
 
 def has_citations(text: str) -> bool:
@@ -139,19 +154,19 @@ def has_citations(text: str) -> bool:
 def attribute(text: str, hits: Sequence[Hit]) -> str:
     """Cite sources for an answer whose model cited none: each prose paragraph gets [n] of the
     source that contains most of its specifics (numbers like 32,768, identifiers like
-    `proxy.maxDimension`, long words), when at least two of them and half of them are there.
+    `proxy.maxDimension`, long words), when at least two and half of them are there (or of its
+    numbers and identifiers alone).
     Code blocks and lines that introduce one (ending with ":") are left alone; a paragraph no
     source backs stays uncited. Small local models often answer from the sources without [n]."""
     sources = [_specifics(hit.chunk.text) | _specifics(hit.chunk.heading) for hit in hits]
 
     def cite(paragraph: str) -> str:
         stripped = paragraph.rstrip()
-        mine = _specifics(stripped)
-        if not mine or stripped.endswith(":") or not sources:
+        if not stripped or stripped.endswith(":") or not sources:
             return paragraph
-        found = [len(mine & source) for source in sources]
+        found = [_backs(stripped, source) for source in sources]
         best = max(range(len(found)), key=lambda i: found[i])
-        if found[best] < _ATTRIBUTE_MIN or found[best] < _ATTRIBUTE_SHARE * len(mine):
+        if not found[best]:
             return paragraph
         end = len(stripped) - 1 if stripped[-1] in ".!?" else len(stripped)
         return f"{stripped[:end]} [{best + 1}]{stripped[end:]}{paragraph[len(stripped) :]}"

@@ -139,3 +139,9 @@ def test_attribute_needs_two_specifics_and_half_of_them() -> None:
     assert attribute("The value is 30.", hits) == "The value is 30."  # one specific only
     few = "Set efConstruction to 360 and ef to 64 with nprobe 16 on HNSW_SQ."
     assert attribute(few, [_hit(1, "efConstruction 360")]) == few  # 2 of 6: not enough
+
+
+def test_attribute_weighs_numbers_and_identifiers_above_long_words() -> None:
+    hits = [_hit(1, "secure=True, client.pem, client.key and ca.pem paths")]
+    text = "Additionally, configure the constructor to provide client.pem, client.key and ca.pem here."
+    assert attribute(text, hits).endswith("ca.pem here [1].")
