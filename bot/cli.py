@@ -125,7 +125,7 @@ async def cmd_index(service: RagService, args: argparse.Namespace) -> int:
     bar.close()
     summary = (
         f"{run.outcome}: {run.added} added, {run.changed} changed, {run.removed} removed, "
-        f"{run.unchanged} unchanged pages; {run.chunks_embedded} chunks embedded; "
+        f"{run.unchanged} unchanged pages; {run.embedded()}; "
         f"{run.errors} errors; {run.seconds:.1f} s"
     )
     print(summary if run.outcome == "ok" else f"{summary}\n{run.message}")

@@ -231,6 +231,7 @@ class Indexer:
             vectors = await embed_documents(self.embedder, [c.search_text for c in group])
             await _writing(target.upsert, group, vectors)
             run.chunks_embedded += len(group)
+            run.chunks_encoded += encoded(self.embedder, len(group))
             tracker.update(chunks_embedded=run.chunks_embedded)
 
     # --- shared steps --------------------------------------------------------------------------
@@ -257,6 +258,7 @@ class Indexer:
             stale = [p for p in group if p.id in indexed]
             await _writing(self._write, target, chunks, vectors, stale)
             run.chunks_embedded += len(chunks)
+            run.chunks_encoded += encoded(self.embedder, len(chunks))
             tracker.update(chunks_embedded=run.chunks_embedded)
 
     def _chunk_pages(self, pages: list[Page]) -> dict[str, list[Chunk]]:
@@ -323,3 +325,10 @@ def _groups(pages: list[Page], chunks: dict[str, list[Chunk]]) -> list[list[Page
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def encoded(embedder: Embedder, count: int) -> int:
+    """How many of the `count` passages of the last `embed_documents` call the model encoded: a
+    `CachedEmbedder` says how many it found in the shipped vectors or the cache instead."""
+    last = getattr(embedder, "last", None)
+    return int(last["encoded"]) if isinstance(last, dict) and "encoded" in last else count

@@ -29,6 +29,8 @@ class IndexRun:
     removed: int = 0
     unchanged: int = 0
     chunks_embedded: int = 0
+    #: of those, how many the model encoded (the rest came from the shipped vectors or the cache)
+    chunks_encoded: int = 0
     errors: int = 0
     seconds: float = 0.0
     finished_at: str = ""
@@ -38,11 +40,18 @@ class IndexRun:
     requests: int = 0  # HTTP requests a crawl made (0 for snapshots)
 
     def counts(self) -> str:
-        """`3 added, 1 changed, 0 removed, 472 unchanged, 120 chunks embedded, 0 errors`."""
+        """`3 added, 1 changed, 0 removed, 472 unchanged, 120 chunks embedded (...), 0 errors`."""
         return (
             f"{self.added} added, {self.changed} changed, {self.removed} removed, "
-            f"{self.unchanged} unchanged, {self.chunks_embedded} chunks embedded, {self.errors} errors"
+            f"{self.unchanged} unchanged, {self.embedded()}, {self.errors} errors"
         )
+
+    def embedded(self) -> str:
+        """`120 chunks embedded`, saying how many the model encoded when the rest were reused."""
+        text = f"{self.chunks_embedded} chunks embedded"
+        if self.chunks_encoded < self.chunks_embedded:
+            text += f" ({self.chunks_encoded} encoded, the rest from the shipped vectors or the cache)"
+        return text
 
 
 class RunLog:

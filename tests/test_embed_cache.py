@@ -137,8 +137,9 @@ async def test_indexing_snapshot_pages_runs_no_encoder(tmp_path: Path, fingerpri
     async with open_service(settings, embedder=embedder, generation=False) as service:
         run = await service.index()
     assert run.outcome == "ok", run.message
-    assert run.chunks_embedded > 0
+    assert run.chunks_embedded > 0 and run.chunks_encoded == 0
     assert cache.stats().shipped_hits == run.chunks_embedded
+    assert f"{run.chunks_embedded} chunks embedded (0 encoded, the rest from the shipped" in run.counts()
     cache.close()
 
 
@@ -182,5 +183,6 @@ async def test_a_changed_page_re_embeds_only_its_new_passages(
     assert run.chunks_embedded > len(counting_embedder.embedded), (
         "the page's unchanged passages came from the cache"
     )
+    assert run.chunks_encoded == len(counting_embedder.embedded)
     assert not set(counting_embedder.embedded) & before
     assert any("memory copies" in text for text in counting_embedder.embedded)
