@@ -26,7 +26,10 @@ The signals:
   questions (`TopicModel`): how much the question reads like the in-scope ones. Features Milvus
   lacks, asked in the docs' own words ("joins", "triggers", "stored procedures"), sit in their own
   region of the embedding space however well their words match. It applies only to the embedding
-  model it was fitted with; with another model it stays at its neutral reference value.
+  model it was fitted with; with another model it stays at its neutral reference value;
+- `english`: the share of the question's words that are common English words or contain digits.
+  Questions in other languages get low cosines from the English embedding model whether or not
+  the docs cover them; this lets the model tell that apart from a question about something else.
 
 Every decision carries its reason (the signals, each one's contribution and the probability), for
 the log and for `docsbot eval --details`.
@@ -56,6 +59,7 @@ FEATURES = (
     "bm25_spread",
     "unknown_context",
     "topic",
+    "english",
 )
 MODEL_FILE = "gate_model.json"
 _TOP = 5  # pages compared for agreement, passages searched for support
@@ -81,6 +85,7 @@ def measure(
         agreement=agreement,
         unknown=max((t.rarity for t in terms.unknown if not t.in_context), default=0.0),
         unknown_context=max((t.rarity for t in terms.unknown if t.in_context), default=0.0),
+        english=terms.english,
         margin=cosines[0] - sum(cosines) / len(cosines) if cosines else 0.0,
         overlap=sum(h.dense_score is not None and h.sparse_rank is not None for h in top) / _TOP
         if top

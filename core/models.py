@@ -69,6 +69,7 @@ class Evidence:
     bm25_spread: float = 0.0  # 0..1: distinct pages among the BM25 top 10 passages, per passage
     unknown_context: float = 0.0  # 0..1: the same for unknown names of the asker's setup
     topic: float = 0.5  # 0..1: how much the question reads like the in-scope ones (set by the gate)
+    english: float = 1.0  # 0..1: share of the question's words that are common English words
 
 
 @dataclass(frozen=True)

@@ -146,6 +146,21 @@ class QueryTerms:
     unknown: tuple[UnknownTerm, ...]  # the unknown names, in query order
     identifiers: tuple[str, ...]  # the user's own names and values (never unknown)
     key_terms: tuple[str, ...]  # distinctive docs words of the query (for the support signal)
+    english: float = 1.0  # share of its words that are common English words or contain digits
+
+
+def english_share(text: str) -> float:
+    """0..1: the share of the words that are common English words (`wordfreq` Zipf >= 3) or
+    contain digits. Low for questions in other languages, where the English embedding model's
+    cosines are low whether or not the docs cover the question."""
+    tokens = words(text)
+    if not tokens:
+        return 1.0
+    english = [
+        w.isascii() and (any(c.isdigit() for c in w) or zipf_frequency(w, "en") >= ORDINARY_ZIPF)
+        for w in tokens
+    ]
+    return sum(english) / len(tokens)
 
 
 class Vocabulary:
@@ -218,7 +233,9 @@ class Vocabulary:
                     rarity = round(1.0 - zipf / ordinary, 3)
                     setup = match.start() >= first_end or bool(_SETUP_CUE.search(text[: match.start()]))
                     unknown[word] = UnknownTerm(word, round(zipf, 2), rarity, setup)
-        return QueryTerms(tuple(unknown.values()), tuple(dict.fromkeys(identifiers)), tuple(key_terms))
+        return QueryTerms(
+            tuple(unknown.values()), tuple(dict.fromkeys(identifiers)), tuple(key_terms), english_share(query)
+        )
 
     def knows(self, word: str) -> bool:
         """The docs use the word, an inflection of it, or a word one or two typos away."""

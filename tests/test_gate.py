@@ -23,6 +23,7 @@ MODEL = GateModel(
         "bm25_spread": -1.0,
         "unknown_context": -1.0,
         "topic": 0.0,
+        "english": 0.0,
     },
     intercept=-8.0,
     threshold=0.5,
@@ -37,6 +38,7 @@ MODEL = GateModel(
         "bm25_spread": 0.5,
         "unknown_context": 0.0,
         "topic": 0.5,
+        "english": 1.0,
     },
 )
 HIT = Hit(Chunk("c", "p.md", "P", "P", "u#a", "t", "t", 0, "h"), 1.0)

@@ -1,6 +1,6 @@
 import pytest
 
-from core.vocabulary import Vocabulary, ordinary_zipf
+from core.vocabulary import Vocabulary, english_share, ordinary_zipf
 
 DOCS = [
     "Milvus HNSW index parameters: M and efConstruction. Configure timezone per collection.",
@@ -110,3 +110,10 @@ def test_specificity_is_high_for_words_rare_in_the_docs_and_in_english(vocab: Vo
     assert vocab.specificity("milvus") == 0.0  # in every passage
     assert vocab.specificity("podman") == 0.0  # the docs don't use it: an unknown name instead
     assert vocab.uses("timezone") and not vocab.uses("colection")
+
+
+def test_english_share_is_low_for_questions_in_other_languages() -> None:
+    assert english_share("how do I pick the HNSW M for 50m vectors?") > 0.8
+    assert english_share("wie kann ich mit pymilvus einen Alias auf eine neue Collection umbiegen?") < 0.5
+    assert english_share("milvusのreplicaとshardの違いは何ですか") < 0.5
+    assert english_share("") == 1.0
