@@ -34,7 +34,7 @@ from core.config import Settings
 from core.errors import ConfigError, JudgeError
 from core.evaluation import OUT_OF_SCOPE, Question
 from core.models import Answer
-from core.prompting import says_not_covered
+from core.prompting import has_citations, says_not_covered
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +246,7 @@ class ScoredAnswer:
     def model_cited(self) -> bool:
         """The model itself put [n] markers in its text (else the sources listed are the top
         retrieved ones, which says nothing about the model)."""
-        return self.answer.citations != "matched" and _CITATION.search(self.answer.text) is not None
+        return self.answer.citations != "matched" and has_citations(self.answer.text)
 
     @property
     def proxy_mean(self) -> float | None:

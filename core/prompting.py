@@ -136,10 +136,10 @@ def _specifics(text: str) -> set[str]:
     return _strong_specifics(text) | set(_LONG_WORD.findall(text.lower()))
 
 
-def _backs(paragraph: str, source: set[str]) -> int:
-    """How many of the paragraph's specifics the source has, if that is enough to cite it: two
-    or more and at least half of them, or of its numbers and identifiers alone; else 0."""
-    strong, every = _strong_specifics(paragraph), _specifics(paragraph)
+def _backs(strong: set[str], every: set[str], source: set[str]) -> int:
+    """How many of a paragraph's specifics (`every`; `strong`: its numbers and identifiers) the
+    source has, if that is enough to cite it: two or more and at least half of them, or of its
+    numbers and identifiers alone; else 0."""
     for mine in (strong, every):
         found = len(mine & source)
         if found >= _ATTRIBUTE_MIN and found >= _ATTRIBUTE_SHARE * len(mine):
@@ -164,7 +164,9 @@ def attribute(text: str, hits: Sequence[Hit]) -> str:
         stripped = paragraph.rstrip()
         if not stripped or stripped.endswith(":") or not sources:
             return paragraph
-        found = [_backs(stripped, source) for source in sources]
+        strong = _strong_specifics(stripped)
+        every = strong | set(_LONG_WORD.findall(stripped.lower()))
+        found = [_backs(strong, every, source) for source in sources]
         best = max(range(len(found)), key=lambda i: found[i])
         if not found[best]:
             return paragraph
@@ -197,9 +199,9 @@ _DECLINE_MAX_CHARS = 400
 
 
 def says_not_covered(text: str) -> bool:
-    """The model declined: its first sentence says the sources don't answer the question, and it
-    adds no cited content after that (a short reply without [n]). "The docs don't cover X, but
-    [1] says Y" is an answer."""
+    """The model declined: its first sentence says the sources don't answer the question, and the
+    reply is short (at most `_DECLINE_MAX_CHARS`) or cites nothing. A long, cited reply ("The docs
+    don't cover X, but [1] says Y ...") is an answer."""
     text = text.strip()
     first = match.group(0) if (match := _FIRST_SENTENCE.match(text)) else text
     if not _MODEL_DECLINE.search(first):
