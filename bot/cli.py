@@ -3,7 +3,7 @@
     docsbot index [--source PATH|bundled] [--full]
     docsbot chat                      # interactive: each question prints the best passages
     docsbot ask [--json] "question"   # one question, same output (or one JSON object)
-    docsbot eval --questions FILE [--k N] [--json] [--details FILE]
+    docsbot eval --questions FILE [--k N] [--json] [--details FILE] [--answers] [--translate]
     docsbot status [--json]
     docsbot serve                     # Slack/Discord bots, reindex schedule, /healthz /readyz /metrics
     docsbot report [--since 7d] [--json]
@@ -329,12 +329,20 @@ def render_passages(retrieval: Retrieval, width: int = 100) -> str:
 
 async def cmd_eval(service: RagService, args: argparse.Namespace) -> int:
     questions = load_questions(args.questions)
-    judged = await evaluate(questions, service.search, service.decide, k=args.k)
-    if args.details:
-        lines = "".join(json.dumps(row) + "\n" for row in details(judged))
-        await asyncio.to_thread(Path(args.details).write_text, lines, encoding="utf-8")
-    summary = summarize(judged)
-    answers = await _eval_answers(service, questions, verbose=not args.json) if args.answers else {}
+    async with contextlib.AsyncExitStack() as stack:
+        needs_llm = args.answers or args.translate
+        if needs_llm and (note := await stack.enter_async_context(_terminal_llm(service, disabled=False))):
+            print(note, file=sys.stderr)
+        # --translate: retrieval as questions get it, other languages searched in English
+        search = service.retrieve if args.translate else service.search
+        judged = await evaluate(questions, search, service.decide, k=args.k)
+        if args.details:
+            lines = "".join(json.dumps(row) + "\n" for row in details(judged))
+            await asyncio.to_thread(Path(args.details).write_text, lines, encoding="utf-8")
+        summary = summarize(judged)
+        if args.translate:
+            summary["translated"] = sum(1 for j in judged if j.searched_in_english)
+        answers = await _eval_answers(service, questions, verbose=not args.json) if args.answers else {}
     if args.json:
         summary.pop("misses")
         print(json.dumps(summary | answers))
@@ -356,10 +364,7 @@ async def _eval_answers(service: RagService, questions: list[Question], verbose:
 
     judge = FactJudge.from_settings(service.settings)
     try:
-        async with _terminal_llm(service, disabled=False) as note:
-            if note:
-                print(note, file=sys.stderr)
-            rows = await evaluate_answers(questions, service.ask, judge, on_row=show)
+        rows = await evaluate_answers(questions, service.ask, judge, on_row=show)
     finally:
         if judge is not None:
             await judge.close()
@@ -550,6 +555,11 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--k", type=int, default=10)
     ev.add_argument("--json", action="store_true")
     ev.add_argument("--answers", action="store_true", help="generate answers too (needs the LLM)")
+    ev.add_argument(
+        "--translate",
+        action="store_true",
+        help="search questions in other languages in English, translated by the LLM, as answers do",
+    )
     ev.add_argument(
         "--details",
         metavar="FILE",

@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     llm_concurrency: int = Field(4, gt=0, le=256, description="Requests in flight to the LLM.")
     llm_queue_timeout: float = Field(30.0, gt=0, description="Wait for a free slot before 'busy'.")
     max_question_chars: int = Field(2000, gt=0)
+    translate_questions: bool = Field(
+        True, description="Questions mostly in other languages are translated by the LLM before the search."
+    )
+    translate_timeout: float = Field(
+        20.0, gt=0, description="Seconds for that translation; after it, the original text is searched."
+    )
 
     # --- embedded local LLM (llama.cpp server managed by docsbot) -----------------------------
     local_llm_model_path: str = Field(

@@ -38,6 +38,7 @@ class Judged:
     ranked_pages: tuple[str, ...]  # distinct page ids, best first
     declined: bool
     decision: Decision | None = None
+    searched_in_english: str = ""  # the translation searched instead (`eval --translate`)
 
     @property
     def rank(self) -> int | None:
@@ -87,7 +88,8 @@ async def evaluate(
         retrieval = await search(q.question, k)
         pages = tuple(dict.fromkeys(hit.chunk.page_id for hit in retrieval.hits))
         decision = decide(retrieval)
-        judged.append(Judged(q, pages, declined=not decision.covered, decision=decision))
+        translation = retrieval.query if retrieval.translated_from else ""
+        judged.append(Judged(q, pages, not decision.covered, decision, searched_in_english=translation))
     return judged
 
 
@@ -104,6 +106,7 @@ def details(judged: list[Judged]) -> list[dict[str, Any]]:
             "declined": j.declined,
             "gate": j.decision.as_dict() if j.decision else None,
             "question": j.question.question,
+            "searched_in_english": j.searched_in_english or None,
         }
         for j in judged
     ]
@@ -161,6 +164,7 @@ def format_report(summary: dict[str, Any]) -> str:
         f"hit@1 {summary['hit@1']:.3f}   hit@5 {summary['hit@5']:.3f}   MRR@10 {summary['mrr@10']:.3f}",
         f"declined: in scope {summary['decline_in_scope']:.3f}   "
         f"out of scope {summary['decline_out_of_scope']:.3f}",
+        *([f"searched in English (translated): {summary['translated']}"] if "translated" in summary else []),
         "",
         f"{'kind':<16}{'n':>4}{'hit@1':>8}{'hit@5':>8}{'mrr@10':>8}{'declined':>10}",
     ]

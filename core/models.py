@@ -84,6 +84,7 @@ class Retrieval:
     dense_only: bool = False  # the collection has no BM25 field (server without the function)
     evidence: Evidence | None = None  # the gate's signals (None: nothing retrieved)
     query_vector: tuple[float, ...] = ()  # the query's embedding (for the gate's topic signal)
+    translated_from: str = ""  # the question in its own language, when `query` is its translation
 
 
 @dataclass(frozen=True)

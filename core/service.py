@@ -44,6 +44,7 @@ from core.retrieval import RetrievalConfig, Retriever
 from core.runlog import IndexRun, RunLog
 from core.sources import BUNDLED, SnapshotSource, is_site_url, open_source
 from core.store import ChunkStore
+from core.translation import needs_translation, to_english
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,15 @@ class RagService:
             self._ready = True
         return await self.retriever.search(question, k)
 
+    async def retrieve(self, query: str, k: int | None = None) -> Retrieval:
+        """`search` as questions get it: one mostly in another language is searched in English,
+        translated by the LLM (`core.translation`; the original text when that fails)."""
+        if self.llm is not None and self.settings.translate_questions and needs_translation(query):
+            english = await to_english(self.llm, query, self.settings.translate_timeout)
+            if english is not None:
+                return dataclasses.replace(await self.search(english, k), translated_from=query)
+        return await self.search(query, k)
+
     async def check_index(self) -> None:
         """Raise IndexMismatchError when the index was built with another embedding model than
         the configured one: its vectors and the questions' would be in different spaces.
@@ -224,7 +234,7 @@ class RagService:
         if is_small_talk(question):
             yield Answer(text=SMALL_TALK, outcome=Outcome.SMALL_TALK)
             return
-        retrieval = await self.search(search_query(question, history))
+        retrieval = await self.retrieve(search_query(question, history))
         nearest = _sources(retrieval, 3)
         decision = self.decide(retrieval)
         if not decision.covered:

@@ -163,6 +163,32 @@ def english_share(text: str) -> float:
     return sum(english) / len(tokens)
 
 
+#: A word this much more frequent (Zipf) in another language than in English is that language's
+#: word ("die", "con", "como"), though English uses it too.
+_FOREIGN_MARGIN = 1.5
+
+
+def foreign_share(text: str) -> float:
+    """0..1: of the words that belong to a language, the share that are not English: words in
+    other scripts (Chinese, Japanese, Russian, accented Latin) and common German, Spanish, French,
+    Portuguese, Italian or Dutch words. Identifiers, product names and numbers belong to no
+    language and count for neither side, so "AISAQ vs DISKANN?" is 0 (`core.translation`)."""
+    english = foreign = 0
+    for word in words(text):
+        if any(c.isdigit() for c in word):
+            continue
+        if not word.isascii():
+            foreign += 1
+            continue
+        in_english = zipf_frequency(word, "en")
+        elsewhere = max(zipf_frequency(word, language) for language in LANGUAGES[1:])
+        if in_english >= ORDINARY_ZIPF and elsewhere < in_english + _FOREIGN_MARGIN:
+            english += 1
+        elif elsewhere >= ORDINARY_ZIPF:
+            foreign += 1
+    return foreign / (english + foreign) if english + foreign else 0.0
+
+
 class Vocabulary:
     def __init__(self, texts: Iterable[str]) -> None:
         document_frequency: Counter[str] = Counter()

@@ -292,3 +292,27 @@ def test_eval_answers_adds_fact_scores_beside_the_retrieval_keys(docsbot: Run, t
     assert data["judge_supported"] == 0.5 and data["judge_missing"] == 0.5
     assert data["judge_contradicted"] == 0.0
     assert len(judged) == 1 and "from 2 to 2048" in judged[0]["messages"][1]["content"]
+
+
+@pytest.mark.usefixtures("first_index")
+def test_eval_translate_searches_other_languages_in_english(docsbot: Run, tmp_path: Path) -> None:
+    questions, details_file = tmp_path / "es.jsonl", tmp_path / "details.jsonl"
+    rows = [
+        {"id": "es1", "question": "¿Qué controla el parámetro M en un índice HNSW? No lo entiendo.",
+         "relevant_pages": ["hnsw.md"], "kind": "parameter"},
+        {"id": "en1", "question": "what does M control in an HNSW index?",
+         "relevant_pages": ["hnsw.md"], "kind": "parameter"},
+    ]  # fmt: skip
+    questions.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with ThreadedFakeLLM() as llm:
+        result = docsbot(
+            "eval", "--questions", str(questions), "--translate", "--json", "--details", str(details_file),
+            LLM_BASE_URL=llm.base_url, LLM_MODEL="fake-model",
+        )  # fmt: skip
+        requests = list(llm.requests)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["translated"] == 1 and data["hit@1"] == 1.0
+    searched = [json.loads(line)["searched_in_english"] for line in details_file.read_text().splitlines()]
+    assert searched == ["What does M control in an HNSW index?", None]
+    assert len(requests) == 1  # the translation; eval without --answers generates nothing

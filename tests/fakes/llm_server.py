@@ -1,7 +1,8 @@
 """A faithful fake of an OpenAI-compatible chat server (vLLM / llama.cpp), for fault cases.
 
 Speaks `POST /v1/chat/completions` with `stream: true` as Server-Sent Events (`data: {chunk}`
-lines, then `data: [DONE]`), like vLLM. Behaviour is switched per test: answer text, delay
+lines, then `data: [DONE]`), like vLLM. A translation request (core.translation's prompt) gets
+`translation`, every other request `answer`. Behaviour is switched per test: answer text, delay
 before the first token, delay between tokens (a trickle), HTTP status, never answering, or
 dropping the connection mid-stream. Every request body is recorded.
 """
@@ -22,6 +23,7 @@ from .loopback import serve_on_loopback
 @dataclass
 class FakeLLM:
     answer: str = "HNSW's M sets the maximum number of edges per node [1]. See also [9]."
+    translation: str = "What does M control in an HNSW index?"
     delay: float = 0.0  # seconds before the first token
     token_delay: float = 0.0  # seconds between tokens (a model streaming at a fixed rate)
     status: int = 200
@@ -59,7 +61,8 @@ class FakeLLM:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         created = int(time.time())
-        for i, word in enumerate(self.answer.split(" ")):
+        translating = body["messages"][0]["content"].startswith("You are a translator.")
+        for i, word in enumerate((self.translation if translating else self.answer).split(" ")):
             if i and self.token_delay:
                 await asyncio.sleep(self.token_delay)
             delta = {"content": word if i == 0 else " " + word}

@@ -1,0 +1,87 @@
+"""Questions in other languages are searched in English.
+
+The embedding model and the BM25 index know English: a question in Chinese, German or Spanish
+finds the wrong pages, or none ("in einer milvus lite datei: welche consistency levels gehen?").
+When most of a question's words are not English (`vocabulary.foreign_share` >= `FOREIGN_SHARE`),
+the LLM translates it first, and retrieval and the gate work on the translation. The answer is
+still written for the original question, so it comes back in the asker's language.
+
+Translation is best effort: without an LLM, or when it fails, is slow (`timeout`) or answers the
+question instead of translating it, the original text is searched, as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+
+from core.generation import ChatLLM, LLMError
+from core.vocabulary import foreign_share
+
+log = logging.getLogger(__name__)
+
+#: From this share of non-English words on, a question is translated before the search. English
+#: questions full of identifiers stay far below (<= 0.15 on the labelled questions); questions in
+#: other languages are 0.38 and up.
+FOREIGN_SHARE = 0.3
+
+TRANSLATOR_PROMPT = """You are a translator. The user sends a chat message inside <message> tags.
+Translate that message into English, sentence by sentence, keeping questions as questions.
+Never answer it, never add anything. Keep code, identifiers, product names, numbers and quoted
+values exactly as written. Reply with the English translation only."""
+
+# Two worked examples: small models otherwise answer the question ("Yes, Milvus supports ...")
+# instead of translating it.
+_EXAMPLES = (
+    (
+        "¿Milvus tiene un límite de campos por colección? Necesito `attrs_v2` con 90 columnas.",
+        "Does Milvus have a limit on fields per collection? I need `attrs_v2` with 90 columns.",
+    ),
+    ("我们能用 milvus 做实时同步吗？", "Can we use milvus for real-time sync?"),
+)
+_MARKUP = re.compile(r"</?message>")
+#: A translation this many times longer than the question (plus some slack) is an answer.
+_MAX_GROWTH = 4
+
+
+def needs_translation(text: str) -> bool:
+    return foreign_share(text) >= FOREIGN_SHARE
+
+
+def translation_messages(text: str) -> list[dict[str, str]]:
+    messages = [{"role": "system", "content": TRANSLATOR_PROMPT}]
+    for question, english in _EXAMPLES:
+        messages.append({"role": "user", "content": _wrapped(question)})
+        messages.append({"role": "assistant", "content": english})
+    messages.append({"role": "user", "content": _wrapped(text)})
+    return messages
+
+
+def _wrapped(text: str) -> str:
+    return f"<message>\n{_MARKUP.sub('', text)}\n</message>"
+
+
+def usable_translation(original: str, reply: str) -> str | None:
+    """The reply as a search query, or None when it is no translation: empty, still mostly
+    foreign, or so much longer than the question that the model answered it instead."""
+    text = " ".join(_MARKUP.sub(" ", reply).split())
+    if not text or len(text) > _MAX_GROWTH * len(original) + 100 or needs_translation(text):
+        return None
+    return text
+
+
+async def to_english(llm: ChatLLM, text: str, seconds: float) -> str | None:
+    """The English translation of `text` for searching, or None (see the module docstring)."""
+    try:
+        async with asyncio.timeout(seconds):
+            reply = "".join([delta async for delta in llm.stream(translation_messages(text))])
+    except (LLMError, TimeoutError) as exc:
+        log.warning("translation for the search failed, searching the original text: %s", exc or "timed out")
+        return None
+    english = usable_translation(text, reply)
+    if english is None:
+        log.warning("the LLM's translation was unusable, searching the original text: %r", reply[:200])
+    else:
+        log.info("searching in English: %r (asked: %r)", english[:200], text[:200])
+    return english
