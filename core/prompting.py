@@ -82,7 +82,8 @@ def build_messages(question: str, hits: Sequence[Hit], history: Sequence[Turn] =
         {
             "role": "user",
             "content": f"{conversation}<question>\n{_escape(question)}\n</question>\n\n"
-            "(Answer in your own words in a few sentences, using the sources, and cite them like [1].)",
+            "(Answer in the language of the question, in your own words in a few sentences, using the "
+            "sources, and cite them like [1].)",
         },
     ]
 

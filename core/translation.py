@@ -4,7 +4,8 @@ The embedding model and the BM25 index know English: a question in Chinese, Germ
 finds the wrong pages, or none ("in einer milvus lite datei: welche consistency levels gehen?").
 When most of a question's words are not English (`vocabulary.foreign_share` >= `FOREIGN_SHARE`),
 the LLM translates it first, and retrieval and the gate work on the translation. The answer is
-still written for the original question, so it comes back in the asker's language.
+still written for the original question, and the prompt asks for the question's language (the
+1.5B demo model follows that for Chinese; it often answers German in English).
 
 Translation is best effort: without an LLM, or when it fails, is slow (`timeout`) or answers the
 question instead of translating it, the original text is searched, as before.
