@@ -9,6 +9,11 @@ scores the sum of its passages' scores, discounted by `PAGE_DECAY` per further p
 best passage of every page comes first, in page order, before the pages' other passages. A page
 that several passages match outranks a page with one lucky passage.
 
+A page also scores a bonus when the question is close to its title or one of its section headings
+(`Headings`): "how do I pick HNSW M?" is close to "HNSW > Index building params", which the
+passage under it never repeats in full. Measured on the labelled questions (README, Evaluation):
+held-out MRR@10 0.822 -> 0.840, hit@1 0.744 -> 0.769; hit@5 unchanged.
+
 The query loses chat mentions, greetings and thanks first ("hey folks, ..." / "thanks in advance").
 
 Each search also measures the retrieval gate's signals (`core.gate.measure`: best cosine, key-term
@@ -20,7 +25,10 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+import numpy as np
 
 from core.embedding import Embedder, embed_query
 from core.gate import measure
@@ -42,6 +50,9 @@ _THANKS = re.compile(
 )
 #: Each further passage of a page adds this share of its score to the page's score.
 PAGE_DECAY = 0.3
+#: The heading bonus: this weight times how far the question's cosine to the page's closest
+#: heading is above the floor (fusion scores are ~0.03-0.1 per passage).
+HEADING_WEIGHT, HEADING_FLOOR = 0.05, 0.3
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,7 @@ class RetrievalConfig:
     rrf_k: int = 10
     dense_weight: float = 1.0
     sparse_weight: float = 0.3
+    heading_weight: float = HEADING_WEIGHT
 
 
 def clean_query(text: str) -> str:
@@ -64,23 +76,50 @@ def clean_query(text: str) -> str:
     return query
 
 
+class Headings:
+    """Every page's title and section heading paths, embedded once (`closeness` is one matrix
+    product per question)."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str]], embedder: Embedder) -> None:
+        by_page: dict[str, set[str]] = {}
+        for page_id, text in pairs:
+            if text.strip():
+                by_page.setdefault(page_id, set()).add(text)
+        texts = sorted({text for texts in by_page.values() for text in texts})
+        row = {text: i for i, text in enumerate(texts)}
+        self._vectors = embedder.embed_documents(texts)
+        self._rows = {page_id: np.array([row[t] for t in texts]) for page_id, texts in by_page.items()}
+
+    def closeness(self, query_vector: np.ndarray, page_ids: Iterable[str]) -> dict[str, float]:
+        """The cosine of the question to each page's closest heading."""
+        cosines = self._vectors @ query_vector
+        return {p: float(cosines[self._rows[p]].max()) for p in page_ids if p in self._rows}
+
+
 class Retriever:
     def __init__(self, store: ChunkStore, embedder: Embedder, config: RetrievalConfig) -> None:
         self.store = store
         self.embedder = embedder
         self.config = config
-        self._vocabulary: Vocabulary | None = None
-        self._vocabulary_lock = asyncio.Lock()
+        self._corpus: tuple[Vocabulary, Headings] | None = None
+        self._corpus_lock = asyncio.Lock()
+
+    async def corpus(self) -> tuple[Vocabulary, Headings]:
+        """The vocabulary and the headings, built from the collection on first use;
+        `forget_vocabulary()` after re-indexing."""
+        async with self._corpus_lock:
+            if self._corpus is None:
+                self._corpus = await asyncio.to_thread(self._read_corpus)
+            return self._corpus
+
+    def _read_corpus(self) -> tuple[Vocabulary, Headings]:
+        return Vocabulary(self.store.search_texts()), Headings(self.store.headings(), self.embedder)
 
     async def vocabulary(self) -> Vocabulary:
-        """Built from the collection on first use; `forget_vocabulary()` after re-indexing."""
-        async with self._vocabulary_lock:
-            if self._vocabulary is None:
-                self._vocabulary = await asyncio.to_thread(lambda: Vocabulary(self.store.search_texts()))
-            return self._vocabulary
+        return (await self.corpus())[0]
 
     def forget_vocabulary(self) -> None:
-        self._vocabulary = None
+        self._corpus = None
 
     async def search(self, question: str, k: int | None = None) -> Retrieval:
         started = time.perf_counter()
@@ -93,9 +132,12 @@ class Retriever:
             asyncio.to_thread(self.store.dense_search, vector, cfg.candidates),
             asyncio.to_thread(self.store.sparse_search, query, cfg.candidates),
         )
-        hits = by_page(dedupe(fuse(dense, sparse, cfg)))
+        vocabulary, headings = await self.corpus()
+        fused = dedupe(fuse(dense, sparse, cfg))
+        closeness = headings.closeness(vector, {hit.chunk.page_id for hit in fused})
+        bonus = {page: cfg.heading_weight * max(0.0, c - HEADING_FLOOR) for page, c in closeness.items()}
+        hits = by_page(fused, bonus=bonus)
         top = tuple(hits[: k or cfg.top_k])
-        vocabulary = await self.vocabulary()
         # fuzzy matching against thousands of words: off the event loop, like the searches
         terms = await asyncio.to_thread(vocabulary.analyse, query)
         evidence = measure(terms, vocabulary, dense, sparse, top)
@@ -128,10 +170,15 @@ def fuse(dense: list[tuple[Chunk, float]], sparse: list[Chunk], cfg: RetrievalCo
     return [Hit(chunks[c], scores[c], cosine.get(c), bm25_rank.get(c)) for c in ordered]
 
 
-def by_page(hits: list[Hit], decay: float = PAGE_DECAY) -> list[Hit]:
-    """Order by page (see the module docstring): pages' best hits first, by page score, then
-    every other hit by its own score."""
-    page_score: dict[str, float] = {}
+def by_page(
+    hits: list[Hit], decay: float = PAGE_DECAY, bonus: Mapping[str, float] | None = None
+) -> list[Hit]:
+    """Order by page (see the module docstring): pages' best hits first, by page score (plus its
+    `bonus`), then every other hit by its own score."""
+    page_score: dict[str, float] = dict.fromkeys({hit.chunk.page_id for hit in hits}, 0.0)
+    for page_id, extra in (bonus or {}).items():
+        if page_id in page_score:
+            page_score[page_id] += extra
     seen: dict[str, int] = {}
     for hit in hits:
         n = seen.get(hit.chunk.page_id, 0)

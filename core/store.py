@@ -315,6 +315,12 @@ class ChunkStore:
         for row in self._iterate("", ["search_text"]):
             yield row["search_text"]
 
+    def headings(self) -> Iterator[tuple[str, str]]:
+        """(page id, title) and (page id, heading path) of every chunk (for `retrieval.Headings`)."""
+        for row in self._iterate("", ["page_id", "title", "heading"]):
+            yield row["page_id"], row["title"]
+            yield row["page_id"], row["heading"]
+
     def count_chunks(self) -> int:
         rows = self._call(self.client.query, self.collection, filter="", output_fields=["count(*)"])
         return int(rows[0]["count(*)"]) if rows else 0

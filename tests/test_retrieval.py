@@ -4,7 +4,7 @@ import pytest
 
 from core.embedding import SentenceTransformerEmbedder
 from core.models import Chunk, Hit
-from core.retrieval import RetrievalConfig, Retriever, by_page, clean_query, dedupe, fuse
+from core.retrieval import Headings, RetrievalConfig, Retriever, by_page, clean_query, dedupe, fuse
 from core.service import RagService, open_service
 
 from .conftest import make_settings
@@ -79,6 +79,35 @@ def test_pages_with_several_matching_passages_come_first() -> None:
     ordered = by_page(hits, decay=0.3)
     assert [h.chunk.id for h in ordered] == ["b1", "a1", "b2", "b3"]  # best passage per page first
     assert [h.chunk.id for h in by_page(hits, decay=0.0)] == ["a1", "b1", "b2", "b3"]  # no aggregation
+
+
+def test_a_page_whose_heading_is_close_to_the_question_moves_up() -> None:
+    hits = [
+        Hit(Chunk("a1", "a.md", "A", "A", "a.md#1", "x", "x", 0, "h"), 0.10),
+        Hit(Chunk("b1", "b.md", "B", "B", "b.md#1", "y", "y", 0, "h"), 0.09),
+    ]
+    assert [h.chunk.page_id for h in by_page(hits)] == ["a.md", "b.md"]
+    assert [h.chunk.page_id for h in by_page(hits, bonus={"b.md": 0.02, "gone.md": 1.0})] == ["b.md", "a.md"]
+
+
+def test_headings_measure_the_question_against_each_pages_closest_heading(
+    embedder: SentenceTransformerEmbedder,
+) -> None:
+    headings = Headings(
+        [
+            ("hnsw.md", "HNSW"),
+            ("hnsw.md", "HNSW > Index building params"),
+            ("ivf.md", "IVF_FLAT"),
+            ("ivf.md", ""),
+        ],
+        embedder,
+    )
+    query = embedder.embed_query("which index building params does HNSW take?")
+    closeness = headings.closeness(query, ["hnsw.md", "ivf.md", "unknown.md"])
+    assert set(closeness) == {"hnsw.md", "ivf.md"}
+    assert closeness["hnsw.md"] > closeness["ivf.md"]
+    expected = float(embedder.embed_documents(["HNSW > Index building params"])[0] @ query)
+    assert closeness["hnsw.md"] == pytest.approx(expected, abs=1e-5)
 
 
 def _chunk(cid: str, url: str, text: str = "t") -> Chunk:
