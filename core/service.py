@@ -319,8 +319,11 @@ class RagService:
             )
             return
         passages = [hit.chunk.text for hit in retrieval.hits]
-        if decision.probability < self.settings.grounding_check_below and (
-            unsupported := unsupported_terms(retrieval.query, text, passages)
+        # (a question searched in its own language is not checked: its words are not English)
+        if (
+            decision.probability < self.settings.grounding_check_below
+            and not needs_translation(retrieval.query)
+            and (unsupported := unsupported_terms(retrieval.query, text, passages))
         ):
             # a borderline question, and the answer is about things no passage mentions: the
             # model answered from its own beliefs ("Yes, there is an ODBC driver for Tableau")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 from collections.abc import AsyncIterator
 
@@ -264,3 +265,17 @@ async def test_an_answer_about_words_no_passage_contains_is_declined_when_the_ga
     off = _service(indexed_service, fake_llm.base_url)
     off.settings = off.settings.model_copy(update={"grounding_check_below": 0.0})
     assert (await off.ask(question)).outcome == "answered"
+
+
+async def test_a_question_searched_in_its_own_language_is_not_grounding_checked(
+    indexed_service: RagService, fake_llm: FakeLLM
+) -> None:
+    fake_llm.answer = "El parámetro M controla las conexiones del grafo HNSW [1]."
+    fake_llm.translation = "Sí, sí, sí. " * 100  # no usable translation: the Spanish text is searched
+    service = _service(indexed_service, fake_llm.base_url)
+    service.settings = service.settings.model_copy(update={"grounding_check_below": 1.0})
+    service.gate.model = dataclasses.replace(service.gate.model, threshold=0.0)  # the gate lets it through
+    service.gate.min_confidence = 0.0
+    answer = await service.ask("¿Qué controla el parámetro M del índice HNSW? ¿Conexiones del grafo?")
+    assert answer.retrieval is not None and answer.retrieval.translated_from == ""
+    assert answer.outcome == "answered" and answer.declined_by is None
