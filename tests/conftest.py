@@ -17,6 +17,8 @@ from core.config import Settings, load_settings
 from core.embedding import SentenceTransformerEmbedder
 from core.service import RagService, open_service
 
+from .fakes.llm_server import FakeLLM
+
 FIXTURES = Path(__file__).parent / "fixtures"
 FIXTURE_DOCS = FIXTURES / "docs"
 FIXTURE_PAGES = 7  # pages with an id that are not deprecated
@@ -81,3 +83,11 @@ async def indexed_service(
         run = await service.index()
         assert run.outcome == "ok", run.message
         yield service
+
+
+@pytest.fixture
+async def fake_llm() -> AsyncIterator[FakeLLM]:
+    """A faithful fake OpenAI-compatible server (tests/fakes/llm_server.py), one per test."""
+    server = await FakeLLM().start()
+    yield server
+    await server.stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import socket
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -15,13 +14,6 @@ from core.prompting import Turn
 from core.service import RagService
 
 from .fakes.llm_server import FakeLLM
-
-
-@pytest.fixture
-async def fake_llm() -> AsyncIterator[FakeLLM]:
-    server = await FakeLLM().start()
-    yield server
-    await server.stop()
 
 
 def _service(indexed: RagService, base_url: str, **llm_options: float) -> RagService:

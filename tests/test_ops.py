@@ -23,13 +23,6 @@ from .fakes.llm_server import FakeLLM
 
 
 @pytest.fixture
-async def fake_llm() -> AsyncIterator[FakeLLM]:
-    server = await FakeLLM().start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 async def ops(
     indexed_service: RagService, fake_llm: FakeLLM, tmp_path: Path
 ) -> AsyncIterator[tuple[OpsServer, ChatCore]]:

@@ -3,8 +3,6 @@ fake OpenAI-compatible server."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from core.generation import OpenAIChatLLM
@@ -60,13 +58,6 @@ def test_an_answer_or_a_non_translation_is_not_used() -> None:
     assert usable_translation(SPANISH, "  ") is None
     assert usable_translation(SPANISH, "Yes! " + "Milvus supports this. " * 40) is None  # an answer
     assert usable_translation(SPANISH, SPANISH) is None  # still Spanish
-
-
-@pytest.fixture
-async def fake_llm() -> AsyncIterator[FakeLLM]:
-    server = await FakeLLM().start()
-    yield server
-    await server.stop()
 
 
 def _service(indexed: RagService, base_url: str, **settings: object) -> RagService:
