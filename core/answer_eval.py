@@ -306,10 +306,8 @@ def summarize_answers(rows: Sequence[ScoredAnswer], model: str, judge_model: str
     proxy_all = [m for r in in_scope if (m := r.proxy_mean) is not None]
     proxy_answered = [m for r in answered if (m := r.proxy_mean) is not None]
     beyond = [m for r in in_scope if (m := r.proxy_beyond_question_mean) is not None]
-    # time per answer the LLM wrote (the model's own declines and the grounding check's included,
-    # the gate's not)
-    llm_declines = {"model", "grounding"}
-    wrote = [r for r in rows if r.answer.outcome == "answered" or r.answer.declined_by in llm_declines]
+    # time per answer the LLM wrote (the model's own declines included, the gate's not)
+    wrote = [r for r in rows if r.answer.outcome == "answered" or r.answer.declined_by == "model"]
     seconds = [r.answer.seconds for r in wrote]
     summary: dict[str, Any] = {
         "model": model,
@@ -322,11 +320,8 @@ def summarize_answers(rows: Sequence[ScoredAnswer], model: str, judge_model: str
         "model_cited": _share([r.model_cited for r in answered]),
         "answer_decline_in_scope": _share([r.declined for r in in_scope]),
         "answer_decline_out_of_scope": _share([r.declined for r in out_scope]),
-        **{
-            f"answer_decline_by_{by}_{scope}": _share([r.answer.declined_by == by for r in questions])
-            for by in ("model", "grounding")
-            for scope, questions in (("in_scope", in_scope), ("out_of_scope", out_scope))
-        },
+        "answer_decline_by_model_in_scope": _share([r.answer.declined_by == "model" for r in in_scope]),
+        "answer_decline_by_model_out_of_scope": _share([r.answer.declined_by == "model" for r in out_scope]),
         "answer_errors": sum(r.answer.outcome in {"error", "busy"} for r in rows),
         "answer_seconds_p50": _percentile(seconds, 0.5),
         "answer_seconds_p95": _percentile(seconds, 0.95),

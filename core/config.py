@@ -95,12 +95,6 @@ class Settings(BaseSettings):
     llm_concurrency: int = Field(4, gt=0, le=256, description="Requests in flight to the LLM.")
     llm_queue_timeout: float = Field(30.0, gt=0, description="Wait for a free slot before 'busy'.")
     max_question_chars: int = Field(2000, gt=0)
-    grounding_check_below: float = Field(
-        0.7,
-        ge=0,
-        le=1,
-        description="Below this gate probability, an answer about words no passage contains is declined.",
-    )
     translate_questions: bool = Field(
         True, description="Questions mostly in other languages are translated by the LLM before the search."
     )

@@ -39,7 +39,6 @@ from core.prompting import (
     is_small_talk,
     says_not_covered,
     search_query,
-    unsupported_terms,
 )
 from core.retrieval import RetrievalConfig, Retriever
 from core.runlog import IndexRun, RunLog
@@ -259,11 +258,11 @@ class RagService:
                 retrieval=retrieval,
             )
             return
-        async for part in self._generate(question, history, retrieval, decision):
+        async for part in self._generate(question, history, retrieval):
             yield part
 
     async def _generate(
-        self, question: str, history: Sequence[Turn], retrieval: Retrieval, decision: Decision
+        self, question: str, history: Sequence[Turn], retrieval: Retrieval
     ) -> AsyncIterator[str | Answer]:
         """Stream the LLM's answer through the link policy (model output is untrusted: only
         docs links and links quoted in the passages survive, mentions are defused). A failure
@@ -316,26 +315,6 @@ class RagService:
                 sources=_sources(retrieval, 3),
                 retrieval=retrieval,
                 declined_by="model",
-            )
-            return
-        passages = [hit.chunk.text for hit in retrieval.hits]
-        # (a question searched in its own language is not checked: its words are not English)
-        if (
-            decision.probability < self.settings.grounding_check_below
-            and not needs_translation(retrieval.query)
-            and (unsupported := unsupported_terms(retrieval.query, text, passages))
-        ):
-            # a borderline question, and the answer is about things no passage mentions: the
-            # model answered from its own beliefs ("Yes, there is an ODBC driver for Tableau")
-            log.info("answer declined: the passages never mention %s: %r", unsupported, text[:200])
-            named = ", ".join(f"'{term}'" for term in unsupported)
-            yield Answer(
-                text=f"I couldn't find this in the Milvus docs (the passages I found never mention "
-                f"{named}). The closest pages are below. {COMMUNITY}",
-                outcome=Outcome.NOT_COVERED,
-                sources=_sources(retrieval, 3),
-                retrieval=retrieval,
-                declined_by="grounding",
             )
             return
         citations = "model" if has_citations(text) else ""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import socket
 
 import pytest
@@ -240,34 +239,3 @@ async def test_other_peoples_thread_messages_never_reach_the_llm(
     prompt = "".join(m["content"] for m in fake_llm.requests[0]["messages"])
     assert "evil.example" not in prompt, prompt
     assert "what does M control" in prompt
-
-
-async def test_an_answer_about_words_no_passage_contains_is_declined_when_the_gate_was_unsure(
-    indexed_service: RagService, fake_llm: FakeLLM
-) -> None:
-    fake_llm.answer = "M sets the edges per node [1]. Yes, Tableau can chart it through its ODBC driver."
-    question = "what does M control in an HNSW index? can tableau chart it?"
-    unsure = _service(indexed_service, fake_llm.base_url)
-    unsure.settings = unsure.settings.model_copy(update={"grounding_check_below": 1.0})
-    answer = await unsure.ask(question)
-    assert answer.outcome == "not_covered" and answer.declined_by == "grounding"
-    assert "never mention 'tableau'" in answer.text and "Tableau can chart" not in answer.text
-    assert answer.sources and answer.sources[0].url.startswith("https://milvus.io/docs/hnsw.md")
-
-    off = _service(indexed_service, fake_llm.base_url)
-    off.settings = off.settings.model_copy(update={"grounding_check_below": 0.0})
-    assert (await off.ask(question)).outcome == "answered"
-
-
-async def test_a_question_searched_in_its_own_language_is_not_grounding_checked(
-    indexed_service: RagService, fake_llm: FakeLLM
-) -> None:
-    fake_llm.answer = "El parámetro M controla las conexiones del grafo HNSW [1]."
-    fake_llm.translation = "Sí, sí, sí. " * 100  # no usable translation: the Spanish text is searched
-    service = _service(indexed_service, fake_llm.base_url)
-    service.settings = service.settings.model_copy(update={"grounding_check_below": 1.0})
-    service.gate.model = dataclasses.replace(service.gate.model, threshold=0.0)  # the gate lets it through
-    service.gate.min_confidence = 0.0
-    answer = await service.ask("¿Qué controla el parámetro M del índice HNSW? ¿Conexiones del grafo?")
-    assert answer.retrieval is not None and answer.retrieval.translated_from == ""
-    assert answer.outcome == "answered" and answer.declined_by is None

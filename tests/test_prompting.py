@@ -11,7 +11,6 @@ from core.prompting import (
     is_small_talk,
     says_not_covered,
     search_query,
-    unsupported_terms,
 )
 
 
@@ -146,33 +145,3 @@ def test_attribute_weighs_numbers_and_identifiers_above_long_words() -> None:
     hits = [_hit(1, "secure=True, client.pem, client.key and ca.pem paths")]
     text = "Additionally, configure the constructor to provide client.pem, client.key and ca.pem here."
     assert attribute(text, hits).endswith("ca.pem here [1].")
-
-
-SDK_PASSAGES = ["Milvus has SDKs for Python, Java, Go and Node.js, and a RESTful API."]
-
-
-def test_an_answer_about_what_no_passage_mentions_has_unsupported_terms() -> None:
-    question = "is there an ODBC driver so tableau can connect to milvus directly?"
-    answer = "Yes, there is an ODBC driver for Tableau that connects to Milvus directly [1]."
-    assert unsupported_terms(question, answer, SDK_PASSAGES) == ["odbc", "tableau"]
-
-
-@pytest.mark.parametrize(
-    ("question", "answer"),
-    [
-        # named for comparison, not the subject
-        ("is there a command line client like psql for milvus?", "Yes, similar to psql: the Milvus CLI."),
-        # quoted values and identifiers are the asker's own
-        ("why does `tableau_sync` fail?", "The tableau_sync job fails because ..."),
-        # the answer does not repeat the word
-        ("is there an ODBC driver for milvus?", "Milvus has SDKs for Python and Java [1]."),
-        # a passage has the word (inflected)
-        ("which sdks does milvus have?", "Milvus has an SDK for Go [1]."),
-        # ordinary English words say nothing
-        ("can i connect directly?", "You can connect directly with the SDKs [1]."),
-    ],
-)
-def test_comparisons_identifiers_sourced_and_ordinary_words_are_never_unsupported(
-    question: str, answer: str
-) -> None:
-    assert unsupported_terms(question, answer, SDK_PASSAGES) == []
