@@ -27,10 +27,13 @@ def snapshot_digest() -> str:
 
 
 def snapshot_texts(settings: Settings) -> list[str]:
-    """Every distinct passage text `docsbot index` embeds for the bundled snapshot, sorted."""
+    """Every distinct text embedded for the bundled snapshot, sorted: the passages `docsbot index`
+    embeds, and the page titles and heading paths the first search embeds (`retrieval.Headings`)."""
     pages = SnapshotSource(BUNDLED, settings.docs_public_base_url).load_sync().pages
     chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
-    return sorted({chunk.search_text for page in pages for chunk in chunker.chunk_page(page)})
+    chunks = [chunk for page in pages for chunk in chunker.chunk_page(page)]
+    headings = {text for chunk in chunks for text in (chunk.title, chunk.heading) if text.strip()}
+    return sorted({chunk.search_text for chunk in chunks} | headings)
 
 
 def build_meta(settings: Settings, passages: int) -> dict[str, object]:

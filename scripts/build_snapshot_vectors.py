@@ -1,4 +1,5 @@
-"""Regenerate the passage vectors shipped with the bundled snapshot (core/sources/data/snapshot-vectors.npz).
+"""Regenerate the vectors shipped with the bundled snapshot (core/sources/data/snapshot-vectors.npz):
+its passages, page titles and heading paths.
 
     python scripts/build_snapshot_vectors.py
 
