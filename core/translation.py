@@ -7,7 +7,7 @@ the LLM translates it first, and retrieval and the gate work on the translation.
 still written for the original question, and the prompt asks for the question's language (the
 1.5B demo model follows that for Chinese; it often answers German in English).
 
-Translation is best effort: without an LLM, or when it fails, is slow (`timeout`) or answers the
+Translation is best effort: without an LLM, or when it fails, is slow (`TRANSLATE_TIMEOUT`) or answers the
 question instead of translating it, the original text is searched, as before.
 """
 
