@@ -113,7 +113,9 @@ class Retriever:
             return self._corpus
 
     def _read_corpus(self) -> tuple[Vocabulary, Headings]:
-        return Vocabulary(self.store.search_texts()), Headings(self.store.headings(), self.embedder)
+        rows = self.store.corpus_rows()
+        headings = ((row["page_id"], row[field]) for row in rows for field in ("title", "heading"))
+        return Vocabulary(row["search_text"] for row in rows), Headings(headings, self.embedder)
 
     async def vocabulary(self) -> Vocabulary:
         return (await self.corpus())[0]
@@ -182,7 +184,7 @@ def by_page(
     seen: dict[str, int] = {}
     for hit in hits:
         n = seen.get(hit.chunk.page_id, 0)
-        page_score[hit.chunk.page_id] = page_score.get(hit.chunk.page_id, 0.0) + hit.score * decay**n
+        page_score[hit.chunk.page_id] += hit.score * decay**n
         seen[hit.chunk.page_id] = n + 1
     firsts: list[Hit] = []
     rest: list[Hit] = []

@@ -310,16 +310,10 @@ class ChunkStore:
             chunks += [_to_chunk(row) for row in self._iterate(f"page_id in [{ids}]", _OUTPUT_FIELDS)]
         return sorted(chunks, key=lambda c: (c.page_id, c.position))
 
-    def search_texts(self) -> Iterator[str]:
-        """Every chunk's indexed text (for the vocabulary)."""
-        for row in self._iterate("", ["search_text"]):
-            yield row["search_text"]
-
-    def headings(self) -> Iterator[tuple[str, str]]:
-        """(page id, title) and (page id, heading path) of every chunk (for `retrieval.Headings`)."""
-        for row in self._iterate("", ["page_id", "title", "heading"]):
-            yield row["page_id"], row["title"]
-            yield row["page_id"], row["heading"]
+    def corpus_rows(self) -> list[dict[str, Any]]:
+        """Every chunk's indexed text, page id, title and heading path, in one scan (for the
+        vocabulary and `retrieval.Headings`)."""
+        return list(self._iterate("", ["search_text", "page_id", "title", "heading"]))
 
     def count_chunks(self) -> int:
         rows = self._call(self.client.query, self.collection, filter="", output_fields=["count(*)"])
