@@ -4,12 +4,16 @@ code blocks and tables break between lines rather than inside them where a line 
 
 Each chunk keeps its page id, title, heading path and deep link; what is embedded and
 BM25-indexed (`search_text`) is the heading path followed by the passage, which puts words like
-"HNSW" or "Index params" into passages that never repeat them.
+"HNSW" or "Index params" into passages that never repeat them. A chunk that starts inside a
+Markdown table gets the table's header row back (`with_table_header`), so the rows of a split
+table still say what their columns are ("| Hybrid search | ... | Yes(Only RRFRanker) |" means
+nothing without "| | HNSW | ... | SPARSE_INVERTED_INDEX |").
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
@@ -17,10 +21,12 @@ from core.models import Chunk, Page
 
 #: Bump when a change here changes the chunks of an unchanged page: the index fingerprint
 #: (core.fingerprint) then differs and the next `docsbot index` rebuilds the collection.
-CHUNKER_VERSION = 1
+CHUNKER_VERSION = 2
 
 # Paragraphs, then fenced-code boundaries, then lines (table rows, code lines), then words.
 _SEPARATORS = ["\n\n", "\n```", "\n", " ", ""]
+#: The line under a Markdown table's header row: | --- | :---: |
+_TABLE_RULE = re.compile(r"^\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?$")
 
 
 class Chunker:
@@ -39,9 +45,14 @@ class Chunker:
         chunks: list[Chunk] = []
         for section in page.sections:
             heading = " > ".join(section.heading_path)
+            start = 0
             for piece in self._splitter.split_text(section.text):
                 if not piece.strip("`\n "):
                     continue  # a lone code fence left over from a split
+                found = section.text.find(piece, start)
+                if found >= 0:  # pieces come in order (overlapping): search on from the last one
+                    start = found
+                    piece = with_table_header(piece, section.text[:found])
                 position = len(chunks)
                 chunks.append(
                     Chunk(
@@ -57,6 +68,23 @@ class Chunker:
                     )
                 )
         return chunks
+
+
+def with_table_header(piece: str, before: str) -> str:
+    """`piece` with its table's header row and rule in front when it starts on a table row below
+    them (`before`: the section text up to the piece); otherwise `piece` unchanged."""
+    if not piece.lstrip(" ").startswith("|"):
+        return piece
+    lines = before.rstrip("\n").split("\n")
+    for i in range(len(lines) - 1, 0, -1):
+        line = lines[i].strip()
+        if not line.startswith("|"):
+            return piece  # left the table without meeting its rule: no header to restore
+        if _TABLE_RULE.match(line):
+            cells = [cell.strip() for cell in lines[i - 1].strip().strip("|").split("|")]
+            header = "| " + " | ".join(cells) + " |"  # without the padding: it costs tokens
+            return f"{header}\n|{'---|' * len(cells)}\n{piece}"
+    return piece
 
 
 def chunk_id(page_id: str, position: int, text: str) -> str:

@@ -1,6 +1,7 @@
 import itertools
+import re
 
-from core.chunking import Chunker
+from core.chunking import Chunker, with_table_header
 from core.sources import SnapshotSource
 from core.sources.markdown import parse_page
 
@@ -13,11 +14,16 @@ def _pages():  # type: ignore[no-untyped-def]
     return SnapshotSource(str(FIXTURE_DOCS), BASE).load_sync().pages
 
 
+def _without_restored_header(text: str) -> str:
+    lines = text.split("\n", 2)
+    return lines[2] if len(lines) == 3 and re.fullmatch(r"\|(?:---\|)+", lines[1]) else text
+
+
 def test_chunks_respect_size_and_carry_their_citation() -> None:
     chunker = Chunker(512, 51)
     for page in _pages():
         for chunk in chunker.chunk_page(page):
-            assert len(chunk.text) <= 512
+            assert len(_without_restored_header(chunk.text)) <= 512
             assert chunk.page_id == page.id and chunk.title == page.title
             assert chunk.url.startswith(page.url)
             assert chunk.search_text == f"{chunk.heading}\n{chunk.text}"
@@ -66,3 +72,26 @@ def test_long_prose_overlaps_between_chunks() -> None:
     assert len(chunks) > 3
     for left, right in itertools.pairwise(chunks):
         assert left.text.split()[-1] in right.text  # the overlap repeats the tail
+
+
+def test_a_chunk_starting_inside_a_table_gets_the_header_row_back() -> None:
+    rows = "\n".join(f"| `param_{i}` | what parameter {i} does, at some length | {i} |" for i in range(30))
+    table = f"| Parameter    | Description | Default   |\n|:-------------|-------------|----------:|\n{rows}"
+    page = parse_page(f"---\nid: t.md\ntitle: T\n---\n# T\n\nSome intro.\n\n{table}\n\nAfter.\n", BASE)
+    assert page is not None
+    chunks = [c for c in Chunker(512, 51).chunk_page(page) if "param_" in c.text]
+    assert len(chunks) > 2
+    assert chunks[0].text.count("| Parameter") == 1  # the first one has its own header
+    for chunk in chunks[1:]:  # the later ones get it back, unpadded, before their first row
+        header, rule, first = chunk.text.split("\n")[:3]
+        assert (header, rule) == ("| Parameter | Description | Default |", "|---|---|---|")
+        assert first.startswith("| `param_") and first in rows.splitlines()
+        assert chunk.search_text == f"{chunk.heading}\n{chunk.text}"
+
+
+def test_the_table_header_is_only_restored_inside_a_table() -> None:
+    table = "| a | b |\n|---|---|\n| 1 | 2 |\n"
+    assert with_table_header("| 3 | 4 |", table) == "| a | b |\n|---|---|\n| 3 | 4 |"
+    assert with_table_header("plain text", table) == "plain text"
+    assert with_table_header("| 3 | 4 |", "prose before\n| no rule above |\n") == "| 3 | 4 |"
+    assert with_table_header("| a | b |", "a paragraph\n\n") == "| a | b |"
