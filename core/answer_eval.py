@@ -306,8 +306,9 @@ def summarize_answers(rows: Sequence[ScoredAnswer], model: str, judge_model: str
     proxy_all = [m for r in in_scope if (m := r.proxy_mean) is not None]
     proxy_answered = [m for r in answered if (m := r.proxy_mean) is not None]
     beyond = [m for r in in_scope if (m := r.proxy_beyond_question_mean) is not None]
-    # time per answer the LLM wrote (the model's own declines included, the gate's not)
-    wrote = [r for r in rows if r.answer.outcome == "answered" or r.answer.declined_by == "model"]
+    # time per answer the LLM wrote (its own declines and withdrawn answers included, the gate's not)
+    llm_declines = {"model", "grounding"}
+    wrote = [r for r in rows if r.answer.outcome == "answered" or r.answer.declined_by in llm_declines]
     seconds = [r.answer.seconds for r in wrote]
     summary: dict[str, Any] = {
         "model": model,
@@ -322,6 +323,12 @@ def summarize_answers(rows: Sequence[ScoredAnswer], model: str, judge_model: str
         "answer_decline_out_of_scope": _share([r.declined for r in out_scope]),
         "answer_decline_by_model_in_scope": _share([r.answer.declined_by == "model" for r in in_scope]),
         "answer_decline_by_model_out_of_scope": _share([r.answer.declined_by == "model" for r in out_scope]),
+        "answer_decline_by_grounding_in_scope": _share(
+            [r.answer.declined_by == "grounding" for r in in_scope]
+        ),
+        "answer_decline_by_grounding_out_of_scope": _share(
+            [r.answer.declined_by == "grounding" for r in out_scope]
+        ),
         "answer_errors": sum(r.answer.outcome in {"error", "busy"} for r in rows),
         "answer_seconds_p50": _percentile(seconds, 0.5),
         "answer_seconds_p95": _percentile(seconds, 0.95),

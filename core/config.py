@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     translate_timeout: float = Field(
         20.0, gt=0, description="Seconds for that translation; after it, the original text is searched."
     )
+    answer_grounding: bool = Field(
+        True,
+        description="Withdraw an answer that cites no passage and none of whose statements or code "
+        "a passage backs (the model answered from its own memory) and say the docs don't cover it.",
+    )
 
     # --- embedded local LLM (llama.cpp server managed by docsbot) -----------------------------
     local_llm_model_path: str = Field(

@@ -127,8 +127,9 @@ class Answer:
     #: What failed, as a short code (`llm_timeout`, `llm_unavailable`, `llm_stream_broken`,
     #: `llm_busy`, `store_unavailable`, ...: the `code` of core/errors.py's classes); None if nothing.
     error: str | None = None
-    #: Who declined a `not_covered` answer: "gate" (the retrieval gate, before the LLM) or "model"
-    #: (the LLM said the sources don't answer it); None for other outcomes.
+    #: Who declined a `not_covered` answer: "gate" (the retrieval gate, before the LLM), "model"
+    #: (the LLM said the sources don't answer it) or "grounding" (the LLM answered, but its answer
+    #: cites no passage and no passage backs it: `core.prompting.grounded`); None for other outcomes.
     declined_by: str | None = None
     #: Who put the [n] markers in an answer's text: "model" (the LLM itself) or "matched" (the LLM
     #: cited nothing; `core.prompting.attribute` cited the sources its paragraphs' specifics come

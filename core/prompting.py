@@ -14,6 +14,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from wordfreq import zipf_frequency
+
 from core.models import Hit, Source
 
 SYSTEM_PROMPT = """You are the Milvus documentation assistant in a community chat.
@@ -197,6 +199,41 @@ _MODEL_DECLINE = re.compile(
 _FIRST_SENTENCE = re.compile(r"^.*?(?:[.!?](?:\s|$)|\n|$)", re.S)
 #: Longer than this, the answer says more than "not covered": it is kept as an answer.
 _DECLINE_MAX_CHARS = 400
+
+
+#: An answer whose own words (rarer than Zipf 5, four letters or more) come from the passages at
+#: least this often reads as written from them, even when no paragraph can be attributed.
+_GROUNDED_WORD_SHARE = 0.4
+_ANSWER_WORD = re.compile(r"[a-z][a-z0-9_.]{3,}")
+
+
+def grounded(text: str, hits: Sequence[Hit]) -> bool:
+    """Whether an answer rests on the passages: it cites one; a passage backs one of its prose
+    paragraphs (`attribute`) or one of its code blocks (two or more of the block's identifiers
+    and numbers, at least half of them, are in the passage); or at least `_GROUNDED_WORD_SHARE`
+    of its less common prose words occur in the passages. Small local models sometimes ignore
+    the passages and answer from memory ("To configure nginx rate limiting, use limit_req_zone
+    ...", "Yes, Milvus supports JOIN ..."): such an answer fails all four."""
+    if has_citations(text) or has_citations(attribute(text, hits)):
+        return True
+    sources = [_strong_specifics(hit.chunk.text) for hit in hits]
+    for block in _CODE_BLOCK.finditer(text):
+        strong = _strong_specifics(block.group(0))
+        if any(_backs(strong, strong, source) for source in sources):
+            return True
+    share = word_share(text, hits)
+    return share is not None and share >= _GROUNDED_WORD_SHARE
+
+
+def word_share(text: str, hits: Sequence[Hit]) -> float | None:
+    """The share of the answer's prose words (not in code blocks; four letters or more, rarer than
+    Zipf 5 in English) that occur in the passages or their headings; None when it has none."""
+    prose = _CODE_BLOCK.sub(" ", text).lower()
+    mine = {w for w in _ANSWER_WORD.findall(prose) if zipf_frequency(w, "en") < 5.0}
+    if not mine:
+        return None
+    theirs = set(_ANSWER_WORD.findall(" ".join(f"{h.chunk.heading} {h.chunk.text}" for h in hits).lower()))
+    return len(mine & theirs) / len(mine)
 
 
 def says_not_covered(text: str) -> bool:

@@ -35,6 +35,7 @@ from core.prompting import (
     build_messages,
     conversation_of,
     finalize,
+    grounded,
     has_citations,
     is_small_talk,
     says_not_covered,
@@ -55,6 +56,11 @@ SMALL_TALK = (
 )
 COMMUNITY = (
     "For questions the docs don't answer, the Milvus community on GitHub Discussions and Discord can help."
+)
+UNGROUNDED = (
+    "I couldn't find this in the Milvus docs: the draft answer cited none of the docs passages I "
+    "found, and none of its statements could be matched to them, so I withdrew it. The closest "
+    "pages are below. " + COMMUNITY
 )
 
 
@@ -315,6 +321,16 @@ class RagService:
                 sources=_sources(retrieval, 3),
                 retrieval=retrieval,
                 declined_by="model",
+            )
+            return
+        if self.settings.answer_grounding and not grounded(text, retrieval.hits):
+            log.info("answer withdrawn: it cites no passage and no passage backs it: %r", text[:200])
+            yield Answer(
+                text=UNGROUNDED,
+                outcome=Outcome.NOT_COVERED,
+                sources=_sources(retrieval, 3),
+                retrieval=retrieval,
+                declined_by="grounding",
             )
             return
         citations = "model" if has_citations(text) else ""

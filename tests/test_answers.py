@@ -88,6 +88,20 @@ async def test_an_answer_that_says_milvus_lacks_a_feature_is_still_an_answer(
     assert [s.number for s in answer.sources] == [1]
 
 
+async def test_an_answer_no_passage_backs_is_withdrawn_as_not_covered(
+    indexed_service: RagService, fake_llm: FakeLLM
+) -> None:
+    fake_llm.answer = "Yes, you can store it in Cassandra by switching the metadata backend in your settings."
+    service = _service(indexed_service, fake_llm.base_url)
+    answer = await service.ask("what does M control in an HNSW index?")
+    assert answer.outcome == "not_covered" and answer.declined_by == "grounding"
+    assert "Cassandra" not in answer.text and "couldn't find this in the Milvus docs" in answer.text
+    assert answer.sources and all(s.url.startswith("https://milvus.io/docs/") for s in answer.sources)
+    service.settings = service.settings.model_copy(update={"answer_grounding": False})
+    kept = await service.ask("what does M control in an HNSW index?")  # ANSWER_GROUNDING=false
+    assert kept.outcome == "answered" and kept.text.startswith("Yes, you can store it in Cassandra")
+
+
 @pytest.mark.parametrize(
     ("question", "outcome"),
     [("", "empty"), ("   ", "empty"), ("hi there!", "small_talk"), ("x" * 5000, "too_long")],

@@ -8,6 +8,7 @@ from core.prompting import (
     build_messages,
     conversation_of,
     finalize,
+    grounded,
     is_small_talk,
     says_not_covered,
     search_query,
@@ -145,3 +146,21 @@ def test_attribute_weighs_numbers_and_identifiers_above_long_words() -> None:
     hits = [_hit(1, "secure=True, client.pem, client.key and ca.pem paths")]
     text = "Additionally, configure the constructor to provide client.pem, client.key and ca.pem here."
     assert attribute(text, hits).endswith("ca.pem here [1].")
+
+
+def test_an_answer_is_grounded_when_it_cites_or_a_passage_backs_its_prose_or_code() -> None:
+    hits = [
+        _hit(1, "M: the maximum number of edges per node, range [2, 2048], default 30."),
+        _hit(2, 'client.create_index(collection_name="docs", index_params=index_params)'),
+    ]
+    assert grounded("M caps the edges per node [1].", hits)  # the model cited
+    assert grounded("M ranges from 2 to 2048 and defaults to 30.", hits)  # a passage backs the prose
+    code = 'Like this:\n```python\nclient.create_index(collection_name="docs", index_params=p)\n```'
+    assert grounded(code, hits)  # a passage backs the code block
+
+
+def test_an_answer_from_the_models_memory_is_not_grounded() -> None:
+    hits = [_hit(1, "M: the maximum number of edges per node, range [2, 2048], default 30.")]
+    assert not grounded("Yes, Milvus supports joins. Use the JOIN operator to combine collections.", hits)
+    memory_code = "Use this:\n```sql\nSELECT * FROM orders JOIN users ON orders.user_id = users.id\n```"
+    assert not grounded(memory_code, hits)
