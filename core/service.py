@@ -22,7 +22,7 @@ from core.config import Settings
 from core.embed_cache import build_embedder
 from core.embedding import Embedder
 from core.errors import DocsBotError, IndexBuildingError, IndexEmptyError, IndexMismatchError
-from core.fingerprint import READER_KEYS, differences
+from core.fingerprint import reader_differences
 from core.gate import Decision, Gate, GateModel
 from core.generation import ChatLLM, LLMBusyError, LLMError, OpenAIChatLLM
 from core.indexer import Indexer
@@ -167,8 +167,7 @@ class RagService:
         the configured one: its vectors and the questions' would be in different spaces.
         (`docsbot index` rebuilds such an index by itself; an empty one passes.)"""
         built = await asyncio.to_thread(self.store.fingerprint)
-        wanted = {"embedding_model": self.embedder.name}
-        if built is not None and (problems := differences(built, wanted, READER_KEYS)):
+        if built is not None and (problems := reader_differences(built, self.embedder)):
             raise IndexMismatchError(
                 f"the index in {self.settings.collection} was built differently ({'; '.join(problems)}): "
                 "run `docsbot index` to rebuild it, or set the setting back"
