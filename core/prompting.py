@@ -214,8 +214,12 @@ def grounded(text: str, hits: Sequence[Hit]) -> bool:
     of its less common prose words occur in the passages. Small local models sometimes ignore
     the passages and answer from memory ("To configure nginx rate limiting, use limit_req_zone
     ...", "Yes, Milvus supports JOIN ..."): such an answer fails all four."""
-    if has_citations(text) or has_citations(attribute(text, hits)):
-        return True
+    return has_citations(text) or has_citations(attribute(text, hits)) or backed_beyond_paragraphs(text, hits)
+
+
+def backed_beyond_paragraphs(text: str, hits: Sequence[Hit]) -> bool:
+    """The two ways of `grounded` for an answer nothing can cite: a passage backs one of its code
+    blocks, or enough of its less common words occur in the passages."""
     sources = [_strong_specifics(hit.chunk.text) for hit in hits]
     for block in _CODE_BLOCK.finditer(text):
         strong = _strong_specifics(block.group(0))

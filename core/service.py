@@ -32,10 +32,10 @@ from core.progress import ProgressListener, ProgressTracker, ReindexProgress
 from core.prompting import (
     Turn,
     attribute,
+    backed_beyond_paragraphs,
     build_messages,
     conversation_of,
     finalize,
-    grounded,
     has_citations,
     is_small_talk,
     says_not_covered,
@@ -322,7 +322,16 @@ class RagService:
                 declined_by="model",
             )
             return
-        if self.settings.answer_grounding and not grounded(text, retrieval.hits):
+        citations = "model" if has_citations(text) else ""
+        if not citations and has_citations(matched := attribute(text, retrieval.hits)):
+            text, sources = finalize(matched, retrieval.hits)
+            citations = "matched"
+        # uncited and unattributable: the rest of `core.prompting.grounded` decides
+        if (
+            self.settings.answer_grounding
+            and not citations
+            and not backed_beyond_paragraphs(text, retrieval.hits)
+        ):
             log.info("answer withdrawn: it cites no passage and no passage backs it: %r", text[:200])
             yield Answer(
                 text=UNGROUNDED,
@@ -332,10 +341,6 @@ class RagService:
                 declined_by="grounding",
             )
             return
-        citations = "model" if has_citations(text) else ""
-        if not citations and has_citations(matched := attribute(text, retrieval.hits)):
-            text, sources = finalize(matched, retrieval.hits)
-            citations = "matched"
         yield Answer(
             text=text, outcome=Outcome.ANSWERED, sources=sources, retrieval=retrieval, citations=citations
         )
