@@ -7,6 +7,10 @@ log in at https://evil.example"). So every answer, in every channel, goes throug
   or to a URL that appears word for word in the passages the model was given;
 - any other Markdown link `[label](url)`, Slack link `<url|label>` or bare URL is removed, and
   a link's label text is kept;
+- a bare domain outside code ("log in at milvus-support.com/reset"), which Slack turns into a
+  link by itself, gets a zero-width space before its top-level domain, so it stays readable but
+  nothing links it; domains are recognised by a list of common top-level domains (`_TLDS`), so
+  file names like `milvus.yaml` or `setup.py` are left alone;
 - broadcast and user mentions (`<!channel>`, `<!here>`, `@everyone`, `<@U123>`, `<@&42>`...)
   get a zero-width space after the `@`, so no chat turns them into a ping.
 
@@ -29,6 +33,21 @@ MAX_HOLD = 600
 _URL_CHARS = r"[^\s<>\"'`]+"
 _BARE_URL = re.compile(rf"\b(?:https?|ftp)://{_URL_CHARS}|\bwww\.[a-z0-9-]+\.{_URL_CHARS}", re.I)
 _TRAILING = ".,;:!?)]}*_'\""
+#: Top-level domains that make a bare "name.tld" a link in chat clients. Common file extensions
+#: (.py, .md, .sh, .so, .rs, .pl) are left out on purpose: they name files in answers far more
+#: often than hosts.
+_TLDS = (
+    "com|net|org|io|ai|co|dev|app|xyz|info|biz|me|ly|gg|cc|tk|ml|ga|cf|gq|top|site|online|shop|"
+    "store|live|click|link|cloud|tech|zip|mov|page|icu|buzz|ru|cn|de|uk|us|fr|jp|in|br|au|ca|eu|"
+    "nl|ch|it|es|se|no|to|tv|gl|ws|su|kr|tw|hk|sg|id|vn|pw"
+)
+_BARE_DOMAIN = re.compile(
+    rf"(?<![\w./-])((?:[a-z0-9](?:[a-z0-9-]{{0,61}}[a-z0-9])?\.)+)({_TLDS})(?![\w-])((?:[:/][^\s<>\"'`]*)?)",
+    re.I,
+)
+#: A fenced code block (closed, or open to the end) or the prose up to the next one.
+_FENCED_OR_PROSE = re.compile(r"(?P<code>```.*?(?:```|\Z))|(?:(?!```).)+", re.S)
+_INLINE_CODE = re.compile(r"`[^`\n]*`")
 _MARKDOWN_LINK = re.compile(
     r"(!?)\[([^\]\n]*)\]\(\s*<?([^()\s>]*(?:\([^()\s]*\)[^()\s>]*)*)>?(?:\s+\"[^\"\n]*\")?\s*\)"
 )
@@ -51,6 +70,8 @@ class LinkPolicy:
         self._docs_port = docs.port
         self._quoted: set[str] = set()
         for passage in passages:
+            for match in _BARE_DOMAIN.finditer(passage):  # "github.com/milvus-io/attu"
+                self._quoted.add(match.group(0).rstrip(_TRAILING))
             for match in _BARE_URL.finditer(passage):
                 self._quoted.add(match.group(0).rstrip(_TRAILING))
             for match in _MARKDOWN_LINK.finditer(passage):
@@ -75,12 +96,35 @@ class LinkPolicy:
             and port == self._docs_port
         )
 
-    def clean(self, text: str) -> str:
-        """The text with disallowed links removed (labels kept) and mentions defused."""
+    def clean(self, text: str, before: str = "") -> str:
+        """The text with disallowed links removed (labels kept), bare domains defused and mentions
+        defused. `before`: what a streamed answer showed before this piece."""
         text = _MARKDOWN_LINK.sub(self._markdown_link, text)
         text = _ANGLE_LINK.sub(self._angle_link, text)
         text = _BARE_URL.sub(self._bare_url, text)
+        text = self._defuse_domains(text, before)
         return defuse_mentions(text)
+
+    def _defuse_domains(self, text: str, before: str) -> str:
+        """Bare domains outside fenced blocks and inline code, other than the docs host and the
+        ones the passages quote word for word, get a zero-width space before their top-level
+        domain. `before`: the text shown before this piece of a streamed answer, which says
+        whether the piece starts inside code."""
+        full, offset = before + text, len(before)
+        out, last = [], offset
+        for start, end in _prose(full):
+            if end <= offset:
+                continue
+            for match in _BARE_DOMAIN.finditer(full, max(start, offset), end):
+                out.append(full[last : match.start()] + self._bare_domain(match))
+                last = match.end()
+        return "".join(out) + full[last:]
+
+    def _bare_domain(self, match: re.Match[str]) -> str:
+        labels, tld, rest = match.groups()
+        if (labels + tld).lower() == self._docs_host or match.group(0).rstrip(_TRAILING) in self._quoted:
+            return match.group(0)
+        return f"{labels}{ZERO_WIDTH_SPACE}{tld}{rest}"
 
     def stream(self) -> StreamCleaner:
         return StreamCleaner(self)
@@ -106,6 +150,20 @@ class LinkPolicy:
         return match.group(0) if self.allows(core) else tail
 
 
+def _prose(text: str) -> list[tuple[int, int]]:
+    """The (start, end) ranges of `text` outside fenced code blocks and inline code spans."""
+    ranges = []
+    for block in _FENCED_OR_PROSE.finditer(text):
+        if block.group("code") is not None:
+            continue
+        start = block.start()
+        for span in _INLINE_CODE.finditer(text, block.start(), block.end()):
+            ranges.append((start, span.start()))
+            start = span.end()
+        ranges.append((start, block.end()))
+    return ranges
+
+
 def defuse_mentions(text: str) -> str:
     """`<!channel>` -> `@\u200bchannel`, `<@U1>` -> `@\u200bU1`, `@everyone` -> `@\u200beveryone`."""
     text = _SPECIAL_MENTION.sub(lambda m: f"@{ZERO_WIDTH_SPACE}{m.group(1)}", text)
@@ -121,16 +179,24 @@ class StreamCleaner:
     def __init__(self, policy: LinkPolicy) -> None:
         self.policy = policy
         self._pending = ""
+        self._shown = ""  # the raw text cleaned so far: does the next piece start inside code?
 
     def feed(self, delta: str) -> str:
         self._pending += delta
         cut = _hold_from(self._pending)
         ready, self._pending = self._pending[:cut], self._pending[cut:]
-        return self.policy.clean(ready) if ready else ""
+        return self._clean(ready)
 
     def flush(self) -> str:
         ready, self._pending = self._pending, ""
-        return self.policy.clean(ready) if ready else ""
+        return self._clean(ready)
+
+    def _clean(self, ready: str) -> str:
+        if not ready:
+            return ""
+        cleaned = self.policy.clean(ready, self._shown)
+        self._shown += ready
+        return cleaned
 
 
 def _hold_from(text: str) -> int:
