@@ -72,18 +72,21 @@ class Chunker:
 
 def with_table_header(piece: str, before: str) -> str:
     """`piece` with its table's header row and rule in front when it starts on a table row below
-    them (`before`: the section text up to the piece); otherwise `piece` unchanged."""
+    them (`before`: the section text up to the piece); otherwise `piece` unchanged. Reads
+    `before` backwards one line at a time, only as far as the table goes."""
     if not piece.lstrip(" ").startswith("|"):
         return piece
-    lines = before.rstrip("\n").split("\n")
-    for i in range(len(lines) - 1, 0, -1):
-        line = lines[i].strip()
+    end = len(before.rstrip("\n"))
+    while (start := before.rfind("\n", 0, end) + 1) > 0:  # a line with one above it
+        line = before[start:end].strip()
         if not line.startswith("|"):
             return piece  # left the table without meeting its rule: no header to restore
         if _TABLE_RULE.match(line):
-            cells = [cell.strip() for cell in lines[i - 1].strip().strip("|").split("|")]
+            above = before[before.rfind("\n", 0, start - 1) + 1 : start - 1]
+            cells = [cell.strip() for cell in above.strip().strip("|").split("|")]
             header = "| " + " | ".join(cells) + " |"  # without the padding: it costs tokens
             return f"{header}\n|{'---|' * len(cells)}\n{piece}"
+        end = start - 1
     return piece
 
 
