@@ -13,7 +13,12 @@ is an *unknown name* only when all of these hold:
   one edit);
 - it is written in Latin script and is not an ordinary word in a common language (`wordfreq`
   Zipf frequency; a capitalised word in mid-sentence, like "Consul", must be more common to
-  count as ordinary).
+  count as ordinary);
+- or it is common but used alike in every language (`is_name`): ordinary words are a language's
+  own ("crazy", "pros", "asap" are far more common in English than elsewhere), while the names
+  of products and places are the same everywhere ("cassandra", "php", "wordpress", "ubuntu" are
+  as common in German, Spanish or Dutch text as in English). Such a name counts as unknown too,
+  with a low rarity (`NAME_ZIPF`): it may tip the gate's balance, never decide alone.
 
 Each unknown name carries its rarity (how uncommon the word is in ordinary language) and whether it
 describes the asker's setup rather than what they ask about (after the first sentence, or after
@@ -45,6 +50,12 @@ LANGUAGES = ("en", "de", "es", "fr", "pt", "it", "nl")
 ORDINARY_ZIPF = 3.0
 #: The same for a capitalised word in mid-sentence, which reads as a name ("Consul", "Redis").
 ORDINARY_ZIPF_CAPITALISED = 4.0
+#: A word whose Zipf frequency in each of `LANGUAGES` is within this of its English one is used
+#: alike everywhere: a name ("cassandra" 0.32, "php" 0.29), not an ordinary word ("pros" 1.5,
+#: "meh" 1.2, "boss" 1.4).
+NAME_SPREAD = 0.75
+#: An unknown name's rarity is 1 - Zipf / NAME_ZIPF: "cassandra" (3.25) 0.59, "ubuntu" 0.59.
+NAME_ZIPF = 8.0
 #: English Zipf frequencies between which a docs word goes from fully specific to not specific
 #: at all (`Vocabulary.specificity`): "materialized" (2.9) and "consul" (3.6) are specific, "got"
 #: (5.9) and "team" (5.7) are hardly specific.
@@ -129,6 +140,15 @@ def ordinary_zipf(word: str) -> float:
         word[: -len(e)] for e in ("s", "es", "ed", "ing") if word.endswith(e) and len(word) > len(e) + 3
     ]
     return max(zipf_frequency(form, lang) for form in forms for lang in LANGUAGES)
+
+
+def is_name(word: str) -> bool:
+    """A word used alike in every language of `LANGUAGES`: a product or place name (see the module
+    docstring). Words no list has are left to the rarity rule."""
+    english = zipf_frequency(word, "en")
+    return english > 0 and all(
+        abs(zipf_frequency(word, language) - english) <= NAME_SPREAD for language in LANGUAGES[1:]
+    )
 
 
 @dataclass(frozen=True)
@@ -256,9 +276,13 @@ class Vocabulary:
                 capitalised = part[:1].isupper() and mid_sentence
                 ordinary = ORDINARY_ZIPF_CAPITALISED if capitalised else ORDINARY_ZIPF
                 if zipf < ordinary:
-                    rarity = round(1.0 - zipf / ordinary, 3)
-                    setup = match.start() >= first_end or bool(_SETUP_CUE.search(text[: match.start()]))
-                    unknown[word] = UnknownTerm(word, round(zipf, 2), rarity, setup)
+                    rarity = 1.0 - zipf / ordinary
+                elif is_name(word):
+                    rarity = max(0.0, 1.0 - zipf_frequency(word, "en") / NAME_ZIPF)
+                else:
+                    continue
+                setup = match.start() >= first_end or bool(_SETUP_CUE.search(text[: match.start()]))
+                unknown[word] = UnknownTerm(word, round(zipf, 2), round(rarity, 3), setup)
         return QueryTerms(
             tuple(unknown.values()), tuple(dict.fromkeys(identifiers)), tuple(key_terms), english_share(query)
         )
