@@ -15,6 +15,9 @@ passage under it never repeats in full. Measured on the labelled questions (READ
 held-out MRR@10 0.822 -> 0.840, hit@1 0.744 -> 0.769; hit@5 unchanged.
 
 The query loses chat mentions, greetings and thanks first ("hey folks, ..." / "thanks in advance").
+A question mostly in Chinese, Japanese or another script the English embedding model cannot read
+is embedded by its Latin-script words (`latin_words`: identifiers, product names, English terms)
+when it was not translated first (`core.translation`, which needs the LLM).
 
 Each search also measures the retrieval gate's signals (`core.gate.measure`: best cosine, key-term
 support, dense/BM25 page agreement, unknown names); `RagService.is_covered` applies the gate.
@@ -48,6 +51,9 @@ _THANKS = re.compile(
     r"(?: (?:in advance|a lot|so much|all))?[\s.!]*$",
     re.I,
 )
+#: Above this share of letters outside ASCII, a question is embedded by its Latin-script words.
+NON_LATIN_SHARE = 0.5
+_LATIN_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-/:%']*")
 #: Each further passage of a page adds this share of its score to the page's score.
 PAGE_DECAY = 0.3
 #: The heading bonus: this weight times how far the question's cosine to the page's closest
@@ -123,6 +129,15 @@ class Retriever:
     def forget_vocabulary(self) -> None:
         self._corpus = None
 
+    def _rank(
+        self, dense: list[tuple[Chunk, float]], sparse: list[Chunk], vector: np.ndarray, headings: Headings
+    ) -> list[Hit]:
+        fused = dedupe(fuse(dense, sparse, self.config))
+        closeness = headings.closeness(vector, {hit.chunk.page_id for hit in fused})
+        weight = self.config.heading_weight
+        bonus = {page: weight * max(0.0, c - HEADING_FLOOR) for page, c in closeness.items()}
+        return by_page(fused, bonus=bonus)
+
     async def search(self, question: str, k: int | None = None) -> Retrieval:
         started = time.perf_counter()
         query = clean_query(question)
@@ -135,14 +150,15 @@ class Retriever:
             asyncio.to_thread(self.store.sparse_search, query, cfg.candidates),
         )
         vocabulary, headings = await self.corpus()
-        fused = dedupe(fuse(dense, sparse, cfg))
-        closeness = headings.closeness(vector, {hit.chunk.page_id for hit in fused})
-        bonus = {page: cfg.heading_weight * max(0.0, c - HEADING_FLOOR) for page, c in closeness.items()}
-        hits = by_page(fused, bonus=bonus)
-        top = tuple(hits[: k or cfg.top_k])
+        top = tuple(self._rank(dense, sparse, vector, headings)[: k or cfg.top_k])
         # fuzzy matching against thousands of words: off the event loop, like the searches
         terms = await asyncio.to_thread(vocabulary.analyse, query)
         evidence = measure(terms, vocabulary, dense, sparse, top)
+        if (latin := latin_words(query)) is not None:
+            # the gate keeps the signals of the question as asked: it was fitted on those
+            latin_vector = await embed_query(self.embedder, latin)
+            latin_dense = await asyncio.to_thread(self.store.dense_search, latin_vector, cfg.candidates)
+            top = tuple(self._rank(latin_dense, sparse, latin_vector, headings)[: k or cfg.top_k])
         return Retrieval(
             query=query,
             hits=top,
@@ -153,6 +169,19 @@ class Retriever:
             evidence=evidence,
             query_vector=tuple(float(x) for x in vector),
         )
+
+
+def latin_words(query: str) -> str | None:
+    """For a question mostly in a script the English embedding model cannot read (Chinese,
+    Japanese, Russian: over `NON_LATIN_SHARE` of its letters), its Latin-script words, which are
+    what that model can use: identifiers, product names, English terms ("我们的 `sku_code` 字段
+    ... LIKE '%ab12%' ... gram 长度" -> "sku_code LIKE %ab12% gram"). None for other questions and
+    when fewer than two such words are left."""
+    letters = [ch for ch in query if ch.isalpha()]
+    if not letters or sum(not ch.isascii() for ch in letters) / len(letters) <= NON_LATIN_SHARE:
+        return None
+    found = _LATIN_WORD.findall(query)
+    return " ".join(found) if len(found) >= 2 else None
 
 
 def fuse(dense: list[tuple[Chunk, float]], sparse: list[Chunk], cfg: RetrievalConfig) -> list[Hit]:

@@ -2,9 +2,19 @@
 
 import pytest
 
+from core import retrieval
 from core.embedding import SentenceTransformerEmbedder
 from core.models import Chunk, Hit
-from core.retrieval import Headings, RetrievalConfig, Retriever, by_page, clean_query, dedupe, fuse
+from core.retrieval import (
+    Headings,
+    RetrievalConfig,
+    Retriever,
+    by_page,
+    clean_query,
+    dedupe,
+    fuse,
+    latin_words,
+)
 from core.service import RagService, open_service
 
 from .conftest import make_settings
@@ -48,6 +58,35 @@ async def test_question_about_something_the_docs_never_mention_is_not_covered(
     assert "podman" in result.unknown_terms
     assert not indexed_service.is_covered(result)
     assert result.hits  # the nearest pages are still there to point at
+
+
+@pytest.mark.parametrize(
+    ("question", "words"),
+    [
+        ("请教一下：`sku_code` 字段用 LIKE '%ab12%' 查询很慢，应该建什么索引？", "sku_code LIKE ab12%'"),
+        ("milvusのreplicaとshardの違いは何ですか？読み取りを増やしたいときは？", "milvus replica shard"),
+        ("Какое максимальное количество шардов в одной коллекции?", None),  # nothing to use
+        ("¿Cómo creo un índice sobre un campo JSON?", None),  # Latin script: embedded as it is
+        ("what does M control in HNSW?", None),
+    ],
+)
+def test_questions_in_scripts_the_model_cannot_read_keep_their_latin_words(
+    question: str, words: str | None
+) -> None:
+    assert latin_words(question) == words
+
+
+async def test_a_question_in_chinese_is_embedded_by_its_latin_words(
+    indexed_service: RagService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    question = "SCANN的reorder_k应该设置多少比较好？有推荐值吗"
+    result = await indexed_service.search(question)
+    monkeypatch.setattr(retrieval, "NON_LATIN_SHARE", 1.0)  # embed the question as it is
+    as_asked = await indexed_service.search(question)
+    assert [h.chunk.page_id for h in result.hits[:3]] == ["scann.md"] * 3
+    assert result.hits[0].dense_score is not None and as_asked.hits[0].dense_score is not None
+    assert result.hits[0].dense_score > as_asked.hits[0].dense_score + 0.1  # 0.58 vs 0.37
+    assert result.evidence == as_asked.evidence  # the gate judges the question as asked
 
 
 async def test_empty_question_returns_nothing(indexed_service: RagService) -> None:
