@@ -18,14 +18,10 @@ import logging
 import re
 
 from core.generation import ChatLLM, LLMError
-from core.vocabulary import foreign_share
+from core.vocabulary import FOREIGN_SHARE, foreign_share
 
 log = logging.getLogger(__name__)
 
-#: From this share of non-English words on, a question is translated before the search. English
-#: questions full of identifiers stay far below (<= 0.15 on the labelled questions); questions in
-#: other languages are 0.38 and up.
-FOREIGN_SHARE = 0.3
 
 TRANSLATOR_PROMPT = """You are a translator. The user sends a chat message inside <message> tags.
 Translate that message into English, sentence by sentence, keeping questions as questions.

@@ -18,7 +18,11 @@ is an *unknown name* only when all of these hold:
   own ("crazy", "pros", "asap" are far more common in English than elsewhere), while the names
   of products and places are the same everywhere ("cassandra", "php", "wordpress", "ubuntu" are
   as common in German, Spanish or Dutch text as in English). Such a name counts as unknown too,
-  with a low rarity (`NAME_ZIPF`): it may tip the gate's balance, never decide alone.
+  with a low rarity (`NAME_ZIPF`): it may tip the gate's balance, never decide alone. Everyday
+  loanwords ("pizza", "internet") are too common to be names (`NAME_MAX_ZIPF`).
+
+In a question mostly in another language (`FOREIGN_SHARE`), a word that only the lists of other
+languages know ("zeitstempel", "umbiegen") is an ordinary word of that language, however rare.
 
 Each unknown name carries its rarity (how uncommon the word is in ordinary language) and whether it
 describes the asker's setup rather than what they ask about (after the first sentence, or after
@@ -54,6 +58,9 @@ ORDINARY_ZIPF_CAPITALISED = 4.0
 #: alike everywhere: a name ("cassandra" 0.32, "php" 0.29), not an ordinary word ("pros" 1.5,
 #: "meh" 1.2, "boss" 1.4).
 NAME_SPREAD = 0.75
+#: Names are less common than this in English; everyday loanwords used alike everywhere
+#: ("pizza" 4.4, "taxi" 4.2, "internet" 5.1) are more common.
+NAME_MAX_ZIPF = 4.0
 #: An unknown name's rarity is 1 - Zipf / NAME_ZIPF: "cassandra" (3.25) 0.59, "ubuntu" 0.59.
 NAME_ZIPF = 8.0
 #: English Zipf frequencies between which a docs word goes from fully specific to not specific
@@ -143,12 +150,18 @@ def ordinary_zipf(word: str) -> float:
 
 
 def is_name(word: str) -> bool:
-    """A word used alike in every language of `LANGUAGES`: a product or place name (see the module
-    docstring). Words no list has are left to the rarity rule."""
+    """A word used alike in every language of `LANGUAGES` and less common than everyday words: a
+    product or place name (see the module docstring). Words no list has are left to the rarity
+    rule; everyday loanwords ("pizza", "internet", "taxi") are too common to count."""
     english = zipf_frequency(word, "en")
-    return english > 0 and all(
+    return 0 < english < NAME_MAX_ZIPF and all(
         abs(zipf_frequency(word, language) - english) <= NAME_SPREAD for language in LANGUAGES[1:]
     )
+
+
+def _words_of_another_language(word: str) -> bool:
+    """Only lists of languages other than English know the word ("umbiegen", "zeitstempel")."""
+    return zipf_frequency(word, "en") == 0 and any(zipf_frequency(word, lang) > 0 for lang in LANGUAGES[1:])
 
 
 @dataclass(frozen=True)
@@ -183,6 +196,12 @@ def english_share(text: str) -> float:
     return sum(english) / len(tokens)
 
 
+#: From this share of words in other languages (`foreign_share`) on, a question is in another
+#: language: the LLM translates it before the search (`core.translation`), and a word only the
+#: lists of other languages know is an ordinary word of that language, however rare. English
+#: questions full of identifiers stay far below (<= 0.15 on the labelled questions); questions in
+#: other languages are 0.38 and up.
+FOREIGN_SHARE = 0.3
 #: A word this much more frequent (Zipf) in another language than in English is that language's
 #: word ("die", "con", "como"), though English uses it too.
 _FOREIGN_MARGIN = 1.5
@@ -257,6 +276,7 @@ class Vocabulary:
         first_end = m.end() if (m := _FIRST_SENTENCE.search(text)) else len(text)
         unknown: dict[str, UnknownTerm] = {}
         key_terms: dict[str, None] = {}
+        in_other_language = foreign_share(query) >= FOREIGN_SHARE
         for match in _RAW_TOKEN.finditer(text):
             raw = match.group(0)
             if _QUANTITY.match(raw):
@@ -275,6 +295,8 @@ class Vocabulary:
                 zipf = ordinary_zipf(word)
                 capitalised = part[:1].isupper() and mid_sentence
                 ordinary = ORDINARY_ZIPF_CAPITALISED if capitalised else ORDINARY_ZIPF
+                if zipf < ordinary and in_other_language and _words_of_another_language(word):
+                    continue  # "zeitstempel" in a German question: a German word, if a rare one
                 if zipf < ordinary:
                     rarity = 1.0 - zipf / ordinary
                 elif is_name(word):

@@ -53,6 +53,9 @@ def test_unknown_names_carry_their_rarity(vocab: Vocabulary) -> None:
         "my boss says this is crazy, can we swap it asap? pros/cons? meh",  # ordinary English
         "I forgot to flush and want to abort, somewhat urgent",
         "wenn ich die Sammlung lösche, ist der Index weg?",  # German
+        "die Zeitstempel liegen immer zwei Stunden daneben",  # a rare German word, in German
+        "wie kann ich das umbiegen?",
+        "we index hotel reviews, pizza menus and taxi rides",  # everyday words used everywhere
         "¿cómo creo un índice rápido?",  # Spanish
         "一个database最多可以存放多少条数据呢",  # Chinese
     ],
