@@ -4,7 +4,8 @@ A word the docs never use is weak evidence that they don't cover a question: use
 identifiers, make typos, write sizes ("64gb") and ordinary words in any language. So a query word
 is an *unknown name* only when all of these hold:
 
-- it is not a number or a quantity ("50m", "20k", "v2.4", "1e6");
+- it is not a number or a quantity ("50m", "20k", "v2.4", "1e6"), nor a short half of an
+  abbreviation pair ("lat/lon", "pub/sub");
 - it has no identifier shape: snake_case, camelCase (but UpperCamel product names like GraphQL
   stay candidates), dotted paths, digits mixed in, UUIDs/hex, placeholders like "aaa", or
   anything inside quotes or backticks;
@@ -292,6 +293,8 @@ class Vocabulary:
                 if self.knows(word):
                     key_terms[word] = None
                     continue
+                if "/" in raw and len(word) <= 3:
+                    continue  # one half of an abbreviation pair: "lat/lon", "pub/sub", "r/w"
                 zipf = ordinary_zipf(word)
                 capitalised = part[:1].isupper() and mid_sentence
                 ordinary = ORDINARY_ZIPF_CAPITALISED if capitalised else ORDINARY_ZIPF

@@ -50,6 +50,7 @@ def test_unknown_names_carry_their_rarity(vocab: Vocabulary) -> None:
     [
         "we have ~50m 768-dim vectors on 64gb nodes, 20k rows",  # sizes with units
         "upgraded to v2.4.1 and set 1e6 rows",  # versions, exponents
+        "search near a lat/lon, and our pub/sub r/w mix",  # abbreviation pairs
         "my boss says this is crazy, can we swap it asap? pros/cons? meh",  # ordinary English
         "I forgot to flush and want to abort, somewhat urgent",
         "wenn ich die Sammlung lösche, ist der Index weg?",  # German
