@@ -52,7 +52,7 @@ class Chunker:
                 found = section.text.find(piece, start)
                 if found >= 0:  # pieces come in order (overlapping): search on from the last one
                     start = found
-                    piece = with_table_header(piece, section.text[:found])
+                    piece = with_table_header(piece, section.text, found)
                 position = len(chunks)
                 chunks.append(
                     Chunk(
@@ -70,13 +70,16 @@ class Chunker:
         return chunks
 
 
-def with_table_header(piece: str, before: str) -> str:
+def with_table_header(piece: str, before: str, at: int | None = None) -> str:
     """`piece` with its table's header row and rule in front when it starts on a table row below
-    them (`before`: the section text up to the piece); otherwise `piece` unchanged. Reads
-    `before` backwards one line at a time, only as far as the table goes."""
+    them (`before[:at]`: the section text up to the piece; all of `before` without `at`);
+    otherwise `piece` unchanged. Reads backwards from `at` one line at a time, only as far as the
+    table goes, without copying the text before it."""
     if not piece.lstrip(" ").startswith("|"):
         return piece
-    end = len(before.rstrip("\n"))
+    end = len(before) if at is None else at
+    while end > 0 and before[end - 1] == "\n":
+        end -= 1
     while (start := before.rfind("\n", 0, end) + 1) > 0:  # a line with one above it
         line = before[start:end].strip()
         if not line.startswith("|"):
