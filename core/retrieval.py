@@ -174,9 +174,9 @@ class Retriever:
 def latin_words(query: str) -> str | None:
     """For a question mostly in a script the English embedding model cannot read (Chinese,
     Japanese, Russian: over `NON_LATIN_SHARE` of its letters), its Latin-script words, which are
-    what that model can use: identifiers, product names, English terms ("我们的 `sku_code` 字段
-    ... LIKE '%ab12%' ... gram 长度" -> "sku_code LIKE %ab12% gram"). None for other questions and
-    when fewer than two such words are left."""
+    what that model can use: identifiers, product names, English terms ("`sku_code` 字段用 LIKE
+    '%ab12%' 查询很慢" -> "sku_code LIKE ab12%'"). None for other questions and when fewer than two
+    such words are left."""
     letters = [ch for ch in query if ch.isalpha()]
     if not letters or sum(not ch.isascii() for ch in letters) / len(letters) <= NON_LATIN_SHARE:
         return None
