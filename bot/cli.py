@@ -3,7 +3,7 @@
     docsbot index [--source PATH|bundled] [--full]
     docsbot chat                      # interactive: each question prints the best passages
     docsbot ask [--json] "question"   # one question, same output (or one JSON object)
-    docsbot eval --questions FILE [--k N] [--json] [--details FILE] [--answers] [--translate]
+    docsbot eval --questions FILE [--k N] [--json] [--details FILE] [--answers] [--translate] [--expand]
     docsbot status [--json]
     docsbot serve                     # Slack/Discord bots, reindex schedule, /healthz /readyz /metrics
     docsbot report [--since 7d] [--json]
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import signal
@@ -331,11 +332,15 @@ def render_passages(retrieval: Retrieval, width: int = 100) -> str:
 async def cmd_eval(service: RagService, args: argparse.Namespace) -> int:
     questions = load_questions(args.questions)
     async with contextlib.AsyncExitStack() as stack:
-        needs_llm = args.answers or args.translate
+        needs_llm = args.answers or args.translate or args.expand
         if needs_llm and (note := await stack.enter_async_context(_terminal_llm(service, disabled=False))):
             print(note, file=sys.stderr)
-        # --translate: retrieval as questions get it, other languages searched in English
-        search = service.retrieve if args.translate else service.search
+        # --translate / --expand: retrieval as questions get it, with the LLM's help
+        search = (
+            functools.partial(service.retrieve, translate=args.translate, expand=args.expand)
+            if args.translate or args.expand
+            else service.search
+        )
         judged = await evaluate(questions, search, service.decide, k=args.k)
         if args.details:
             lines = "".join(json.dumps(row) + "\n" for row in details(judged))
@@ -343,6 +348,8 @@ async def cmd_eval(service: RagService, args: argparse.Namespace) -> int:
         summary = summarize(judged)
         if args.translate:
             summary["translated"] = sum(1 for j in judged if j.searched_in_english)
+        if args.expand:
+            summary["expanded"] = sum(1 for j in judged if j.expanded_with)
         answers = await _eval_answers(service, questions, verbose=not args.json) if args.answers else {}
     if args.json:
         summary.pop("misses")
@@ -560,6 +567,11 @@ def _parser() -> argparse.ArgumentParser:
         "--translate",
         action="store_true",
         help="search questions in other languages in English, translated by the LLM, as answers do",
+    )
+    ev.add_argument(
+        "--expand",
+        action="store_true",
+        help="also search the docs' own terms for each question, named by the LLM, as answers do",
     )
     ev.add_argument(
         "--details",

@@ -101,6 +101,13 @@ class Settings(BaseSettings):
     translate_timeout: float = Field(
         20.0, gt=0, description="Seconds for that translation; after it, the original text is searched."
     )
+    expand_questions: bool = Field(
+        True,
+        description="The LLM names the docs' own terms for each question, and those are searched too.",
+    )
+    expand_timeout: float = Field(
+        5.0, gt=0, description="Seconds for those terms; after them, the question alone is searched."
+    )
     answer_grounding: bool = Field(
         True,
         description="Withdraw an answer that cites no passage and none of whose statements or code "

@@ -39,6 +39,7 @@ class Judged:
     declined: bool
     decision: Decision | None = None
     searched_in_english: str = ""  # the translation searched instead (`eval --translate`)
+    expanded_with: str = ""  # the docs' terms searched as well (`eval --expand`)
 
     @property
     def rank(self) -> int | None:
@@ -89,7 +90,16 @@ async def evaluate(
         pages = tuple(dict.fromkeys(hit.chunk.page_id for hit in retrieval.hits))
         decision = decide(retrieval)
         translation = retrieval.query if retrieval.translated_from else ""
-        judged.append(Judged(q, pages, not decision.covered, decision, searched_in_english=translation))
+        judged.append(
+            Judged(
+                q,
+                pages,
+                not decision.covered,
+                decision,
+                searched_in_english=translation,
+                expanded_with=retrieval.expanded_with,
+            )
+        )
     return judged
 
 
@@ -107,6 +117,7 @@ def details(judged: list[Judged]) -> list[dict[str, Any]]:
             "gate": j.decision.as_dict() if j.decision else None,
             "question": j.question.question,
             "searched_in_english": j.searched_in_english or None,
+            "expanded_with": j.expanded_with or None,
         }
         for j in judged
     ]
@@ -165,6 +176,11 @@ def format_report(summary: dict[str, Any]) -> str:
         f"declined: in scope {summary['decline_in_scope']:.3f}   "
         f"out of scope {summary['decline_out_of_scope']:.3f}",
         *([f"searched in English (translated): {summary['translated']}"] if "translated" in summary else []),
+        *(
+            [f"searched with the docs' terms (expanded): {summary['expanded']}"]
+            if "expanded" in summary
+            else []
+        ),
         "",
         f"{'kind':<16}{'n':>4}{'hit@1':>8}{'hit@5':>8}{'mrr@10':>8}{'declined':>10}",
     ]

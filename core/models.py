@@ -85,6 +85,7 @@ class Retrieval:
     evidence: Evidence | None = None  # the gate's signals (None: nothing retrieved)
     query_vector: tuple[float, ...] = ()  # the query's embedding (for the gate's topic signal)
     translated_from: str = ""  # the question in its own language, when `query` is its translation
+    expanded_with: str = ""  # the docs' terms the LLM named for the question, searched as well
 
 
 @dataclass(frozen=True)

@@ -28,12 +28,13 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from core.embedding import Embedder, embed_query
+from core.expansion import KEEP_PAGES
 from core.gate import measure
 from core.models import Chunk, Hit, Retrieval
 from core.store import ChunkStore
@@ -130,7 +131,11 @@ class Retriever:
         self._corpus = None
 
     def _rank(
-        self, dense: list[tuple[Chunk, float]], sparse: list[Chunk], vector: np.ndarray, headings: Headings
+        self,
+        dense: Sequence[list[tuple[Chunk, float]]],
+        sparse: Sequence[list[Chunk]],
+        vector: np.ndarray,
+        headings: Headings,
     ) -> list[Hit]:
         fused = dedupe(fuse(dense, sparse, self.config))
         closeness = headings.closeness(vector, {hit.chunk.page_id for hit in fused})
@@ -138,37 +143,53 @@ class Retriever:
         bonus = {page: weight * max(0.0, c - HEADING_FLOOR) for page, c in closeness.items()}
         return by_page(fused, bonus=bonus)
 
-    async def search(self, question: str, k: int | None = None) -> Retrieval:
+    async def search(self, question: str, k: int | None = None, expansion: str | None = None) -> Retrieval:
+        """The best passages for `question`; `expansion` (the docs' terms for it, written by the
+        LLM: `core.expansion`) is searched as well and fills the places after the question's own
+        first `KEEP_PAGES` pages."""
         started = time.perf_counter()
         query = clean_query(question)
         if not query:
             return Retrieval(query=query, hits=(), confidence=0.0)
         cfg = self.config
         vector = await embed_query(self.embedder, query)
-        dense, sparse = await asyncio.gather(
-            asyncio.to_thread(self.store.dense_search, vector, cfg.candidates),
-            asyncio.to_thread(self.store.sparse_search, query, cfg.candidates),
-        )
+        dense, sparse = await self._lists(vector, query)
         vocabulary, headings = await self.corpus()
-        top = tuple(self._rank(dense, sparse, vector, headings)[: k or cfg.top_k])
+        ranked = self._rank([dense], [sparse], vector, headings)
         # fuzzy matching against thousands of words: off the event loop, like the searches
         terms = await asyncio.to_thread(vocabulary.analyse, query)
-        evidence = measure(terms, vocabulary, dense, sparse, top)
+        # the gate keeps the signals of the question's own search as asked: it was fitted on those
+        evidence = measure(terms, vocabulary, dense, sparse, ranked[: k or cfg.top_k])
+        search_vector = vector
         if (latin := latin_words(query)) is not None:
-            # the gate keeps the signals of the question as asked: it was fitted on those
-            latin_vector = await embed_query(self.embedder, latin)
-            latin_dense = await asyncio.to_thread(self.store.dense_search, latin_vector, cfg.candidates)
-            top = tuple(self._rank(latin_dense, sparse, latin_vector, headings)[: k or cfg.top_k])
+            search_vector = await embed_query(self.embedder, latin)
+            dense = await asyncio.to_thread(self.store.dense_search, search_vector, cfg.candidates)
+            ranked = self._rank([dense], [sparse], search_vector, headings)
+        if expansion:
+            extra_vector = await embed_query(self.embedder, expansion)
+            extra_dense, extra_sparse = await self._lists(extra_vector, expansion)
+            both = self._rank([dense, extra_dense], [sparse, extra_sparse], search_vector, headings)
+            ranked = keep_first_pages(ranked, both, KEEP_PAGES)
         return Retrieval(
             query=query,
-            hits=top,
+            hits=tuple(ranked[: k or cfg.top_k]),
             confidence=evidence.cosine,
             unknown_terms=tuple(t.word for t in terms.unknown),
             seconds=time.perf_counter() - started,
             dense_only=not self.store.has_sparse,
             evidence=evidence,
             query_vector=tuple(float(x) for x in vector),
+            expanded_with=expansion or "",
         )
+
+    async def _lists(self, vector: np.ndarray, text: str) -> tuple[list[tuple[Chunk, float]], list[Chunk]]:
+        """The dense and the BM25 candidates, searched side by side."""
+        n = self.config.candidates
+        dense, sparse = await asyncio.gather(
+            asyncio.to_thread(self.store.dense_search, vector, n),
+            asyncio.to_thread(self.store.sparse_search, text, n),
+        )
+        return dense, sparse
 
 
 def latin_words(query: str) -> str | None:
@@ -184,21 +205,44 @@ def latin_words(query: str) -> str | None:
     return " ".join(found) if len(found) >= 2 else None
 
 
-def fuse(dense: list[tuple[Chunk, float]], sparse: list[Chunk], cfg: RetrievalConfig) -> list[Hit]:
-    """Weighted RRF of the two ranked lists, best first."""
+def fuse(
+    dense: Sequence[list[tuple[Chunk, float]]], sparse: Sequence[list[Chunk]], cfg: RetrievalConfig
+) -> list[Hit]:
+    """Weighted RRF of the ranked lists (each dense list with `dense_weight`, each BM25 list with
+    `sparse_weight`), best first. A hit keeps its best cosine and its best BM25 rank."""
     scores: dict[str, float] = {}
     chunks: dict[str, Chunk] = {}
     cosine: dict[str, float] = {}
     bm25_rank: dict[str, int] = {}
-    for rank, (chunk, score) in enumerate(dense, start=1):
-        scores[chunk.id] = scores.get(chunk.id, 0.0) + cfg.dense_weight / (cfg.rrf_k + rank)
-        chunks[chunk.id], cosine[chunk.id] = chunk, score
-    for rank, chunk in enumerate(sparse, start=1):
-        scores[chunk.id] = scores.get(chunk.id, 0.0) + cfg.sparse_weight / (cfg.rrf_k + rank)
-        chunks.setdefault(chunk.id, chunk)
-        bm25_rank[chunk.id] = rank
+    for ranked in dense:
+        for rank, (chunk, score) in enumerate(ranked, start=1):
+            scores[chunk.id] = scores.get(chunk.id, 0.0) + cfg.dense_weight / (cfg.rrf_k + rank)
+            chunks[chunk.id] = chunk
+            cosine[chunk.id] = max(score, cosine.get(chunk.id, score))
+    for ranked_chunks in sparse:
+        for rank, chunk in enumerate(ranked_chunks, start=1):
+            scores[chunk.id] = scores.get(chunk.id, 0.0) + cfg.sparse_weight / (cfg.rrf_k + rank)
+            chunks.setdefault(chunk.id, chunk)
+            bm25_rank[chunk.id] = min(rank, bm25_rank.get(chunk.id, rank))
     ordered = sorted(scores, key=lambda cid: scores[cid], reverse=True)
     return [Hit(chunks[c], scores[c], cosine.get(c), bm25_rank.get(c)) for c in ordered]
+
+
+def keep_first_pages(own: list[Hit], expanded: list[Hit], pages: int) -> list[Hit]:
+    """`own`'s first `pages` pages (their best passages: `by_page` puts those first), then the
+    best passage of every other page in `expanded`'s page order, then all other passages by
+    their own score, as `by_page` orders them."""
+    kept = own[:pages]
+    seen_pages = {hit.chunk.page_id for hit in kept}
+    kept_ids = {hit.chunk.id for hit in kept}
+    firsts: list[Hit] = []
+    rest: list[Hit] = []
+    for hit in expanded:
+        if hit.chunk.id in kept_ids:
+            continue
+        (rest if hit.chunk.page_id in seen_pages else firsts).append(hit)
+        seen_pages.add(hit.chunk.page_id)
+    return dedupe(kept + firsts + sorted(rest, key=lambda hit: hit.score, reverse=True))
 
 
 def by_page(

@@ -22,6 +22,7 @@ from core.config import Settings
 from core.embed_cache import build_embedder
 from core.embedding import Embedder
 from core.errors import DocsBotError, IndexBuildingError, IndexEmptyError, IndexMismatchError
+from core.expansion import docs_terms
 from core.fingerprint import reader_differences
 from core.gate import Decision, Gate, GateModel
 from core.generation import ChatLLM, LLMBusyError, LLMError, OpenAIChatLLM
@@ -142,7 +143,7 @@ class RagService:
         #: Indexed instead of the site when it can't be crawled and the index is empty.
         self.fallback_source = BUNDLED
 
-    async def search(self, question: str, k: int | None = None) -> Retrieval:
+    async def search(self, question: str, k: int | None = None, expansion: str | None = None) -> Retrieval:
         """The best passages for a question, with the retrieval-confidence signal."""
         if not self._ready:
             if not await asyncio.to_thread(self.store.open):
@@ -151,16 +152,31 @@ class RagService:
                 raise IndexEmptyError("the collection does not exist yet")
             await self.check_index()
             self._ready = True
-        return await self.retriever.search(question, k)
+        return await self.retriever.search(question, k, expansion)
 
-    async def retrieve(self, query: str, k: int | None = None) -> Retrieval:
-        """`search` as questions get it: one mostly in another language is searched in English,
-        translated by the LLM (`core.translation`; the original text when that fails)."""
-        if self.llm is not None and self.settings.translate_questions and needs_translation(query):
-            english = await to_english(self.llm, query, self.settings.translate_timeout)
+    async def retrieve(
+        self, query: str, k: int | None = None, *, translate: bool = True, expand: bool = True
+    ) -> Retrieval:
+        """`search` as questions get it, with the LLM's help when there is one: a question mostly
+        in another language is searched in English (`core.translation`), and for a question the
+        gate lets through, the docs' own terms for it are searched as well (`core.expansion`).
+        Each falls back to the plain search when the LLM fails. `translate`/`expand` turn them
+        off on top of the settings (`eval` measures each)."""
+        llm, settings = self.llm, self.settings
+        retrieval = None
+        if llm is not None and translate and settings.translate_questions and needs_translation(query):
+            english = await to_english(llm, query, settings.translate_timeout)
             if english is not None:
-                return dataclasses.replace(await self.search(english, k), translated_from=query)
-        return await self.search(query, k)
+                retrieval = dataclasses.replace(await self.search(english, k), translated_from=query)
+        if retrieval is None:
+            retrieval = await self.search(query, k)
+        if llm is None or not (expand and settings.expand_questions) or not self.is_covered(retrieval):
+            return retrieval  # a question the bot declines needs no better pages
+        terms = await docs_terms(llm, retrieval.query, settings.expand_timeout)
+        if terms is None:
+            return retrieval
+        expanded = await self.search(retrieval.query, k, terms)
+        return dataclasses.replace(expanded, translated_from=retrieval.translated_from)
 
     async def check_index(self) -> None:
         """Raise IndexMismatchError when the index was built with another embedding model than

@@ -60,6 +60,9 @@ def make_settings(root: Path, **overrides: object) -> Settings:
         "data_dir": root / "data",
         "docs_source": str(FIXTURE_DOCS),
         "collection": "test_docs",
+        # the answer-path tests count and read the LLM's requests one by one; the query
+        # expansion's own request is tested in test_expansion.py
+        "expand_questions": False,
     }
     values.update(overrides)
     return load_settings(env_file=None, **values)

@@ -104,8 +104,14 @@ def test_chat_streams_cited_answers_from_the_configured_llm(docsbot: Run) -> Non
     assert "Sources:\n  [1] HNSW" in out and "https://milvus.io/docs/hnsw.md" in out
     assert "they never mention 'podman'" in out  # declined without the LLM
     assert "I answer questions about Milvus" in out  # small talk
-    assert len(requests) == 2
-    follow_up = requests[1]["messages"][-1]["content"]
+    # the default path: before each answer the LLM names the docs' terms for the question; the
+    # declined podman question and the small talk cost no request at all
+    kinds = [r["messages"][0]["content"].split("\n")[0][:40] for r in requests]
+    expanding = "You help search the Milvus documentation."
+    assert [kind.startswith(expanding[:40]) for kind in kinds] == [True, False, True, False]
+    first, follow_up = requests[1]["messages"][-1]["content"], requests[3]["messages"][-1]["content"]
+    assert "how do I tune HNSW M?" in requests[0]["messages"][-1]["content"]
+    assert "<question>\nhow do I tune HNSW M?\n</question>" in first
     assert '<turn from="asker">\nhow do I tune HNSW M?\n</turn>' in follow_up
 
 
@@ -316,3 +322,25 @@ def test_eval_translate_searches_other_languages_in_english(docsbot: Run, tmp_pa
     searched = [json.loads(line)["searched_in_english"] for line in details_file.read_text().splitlines()]
     assert searched == ["What does M control in an HNSW index?", None]
     assert len(requests) == 1  # the translation; eval without --answers generates nothing
+
+
+@pytest.mark.usefixtures("first_index")
+def test_eval_expand_searches_the_docs_terms_the_llm_names(docsbot: Run, tmp_path: Path) -> None:
+    questions, details_file = tmp_path / "q.jsonl", tmp_path / "details.jsonl"
+    rows = [
+        {"id": "in1", "question": "what does M control in an HNSW index?", "relevant_pages": ["hnsw.md"]},
+        {"id": "out1", "question": "can I run it with podman instead of docker?", "relevant_pages": []},
+    ]
+    questions.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with ThreadedFakeLLM(terms="in-memory replicas, replica_number") as llm:
+        result = docsbot(
+            "eval", "--questions", str(questions), "--expand", "--json", "--details", str(details_file),
+            LLM_BASE_URL=llm.base_url, LLM_MODEL="fake-model",
+        )  # fmt: skip
+        requests = list(llm.requests)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["expanded"] == 1 and data["hit@1"] == 1.0 and data["decline_out_of_scope"] == 1.0
+    expanded = [json.loads(line)["expanded_with"] for line in details_file.read_text().splitlines()]
+    assert expanded == ["in-memory replicas, replica_number", None]  # a declined question: no terms
+    assert len(requests) == 1

@@ -13,6 +13,7 @@ from core.retrieval import (
     clean_query,
     dedupe,
     fuse,
+    keep_first_pages,
     latin_words,
 )
 from core.service import RagService, open_service
@@ -149,18 +150,36 @@ def test_headings_measure_the_question_against_each_pages_closest_heading(
     assert closeness["hnsw.md"] == pytest.approx(expected, abs=1e-5)
 
 
-def _chunk(cid: str, url: str, text: str = "t") -> Chunk:
-    return Chunk(cid, "p.md", "P", "P", url, text, text, 0, "h")
+def _chunk(cid: str, url: str, text: str = "t", page: str = "p") -> Chunk:
+    return Chunk(cid, f"{page}.md", "P", "P", url, text, text, 0, "h")
 
 
 def test_weighted_rrf_prefers_agreement_and_respects_weights() -> None:
     a, b, c = _chunk("a", "u#a"), _chunk("b", "u#b"), _chunk("c", "u#c")
     cfg = RetrievalConfig(rrf_k=60, dense_weight=1.0, sparse_weight=0.5)
-    hits = fuse([(a, 0.9), (b, 0.8)], [b, c], cfg)
+    hits = fuse([[(a, 0.9), (b, 0.8)]], [[b, c]], cfg)
     assert [h.chunk.id for h in hits] == ["b", "a", "c"]
     assert hits[0].score == pytest.approx(1 / 62 + 0.5 / 61)
-    dense_only = fuse([(a, 0.9), (b, 0.8)], [b, c], RetrievalConfig(sparse_weight=0.0))
+    dense_only = fuse([[(a, 0.9), (b, 0.8)]], [[b, c]], RetrievalConfig(sparse_weight=0.0))
     assert [h.chunk.id for h in dense_only][:2] == ["a", "b"]
+
+
+def test_fusing_more_lists_adds_their_scores_and_keeps_each_hits_best_signals() -> None:
+    a, b, c = _chunk("a", "u#a"), _chunk("b", "u#b"), _chunk("c", "u#c")
+    cfg = RetrievalConfig(rrf_k=60, dense_weight=1.0, sparse_weight=0.5)
+    hits = fuse([[(a, 0.9), (b, 0.8)], [(c, 0.7), (b, 0.85)]], [[c], [b, a]], cfg)
+    assert [h.chunk.id for h in hits] == ["b", "c", "a"]
+    assert hits[0].score == pytest.approx(1 / 62 + 1 / 62 + 0.5 / 61)
+    assert (hits[0].dense_score, hits[0].sparse_rank) == (0.85, 1)
+
+
+def test_the_expanded_search_only_fills_the_places_after_the_first_pages() -> None:
+    own = [Hit(_chunk(i, f"{p}#{i}", i, page=p), 1.0) for i, p in [("1", "p"), ("2", "q"), ("3", "r")]]
+    found = [("5", "p", 0.9), ("9", "s", 0.8), ("2", "q", 0.7), ("6", "t", 0.6), ("4", "p", 0.3)]
+    expanded = [Hit(_chunk(i, f"{p}#{i}", i, page=p), score) for i, p, score in found]
+    merged = keep_first_pages(own, expanded, 2)
+    # p and q keep their places; s and t come next, then the other passages of p by their score
+    assert [h.chunk.id for h in merged] == ["1", "2", "9", "6", "5", "4"]
 
 
 def test_dedupe_keeps_best_per_section_and_per_identical_text() -> None:

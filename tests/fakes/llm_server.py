@@ -24,6 +24,7 @@ from .loopback import serve_on_loopback
 class FakeLLM:
     answer: str = "HNSW's M sets the maximum number of edges per node [1]. See also [9]."
     translation: str = "What does M control in an HNSW index?"
+    terms: str = "HNSW, M, efConstruction, index building parameters"  # the query expansion's reply
     delay: float = 0.0  # seconds before the first token
     token_delay: float = 0.0  # seconds between tokens (a model streaming at a fixed rate)
     status: int = 200
@@ -61,8 +62,14 @@ class FakeLLM:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         created = int(time.time())
-        translating = body["messages"][0]["content"].startswith("You are a translator.")
-        for i, word in enumerate((self.translation if translating else self.answer).split(" ")):
+        system = body["messages"][0]["content"]
+        if system.startswith("You are a translator."):
+            reply = self.translation
+        elif system.startswith("You help search the Milvus documentation."):
+            reply = self.terms
+        else:
+            reply = self.answer
+        for i, word in enumerate(reply.split(" ")):
             if i and self.token_delay:
                 await asyncio.sleep(self.token_delay)
             delta = {"content": word if i == 0 else " " + word}
