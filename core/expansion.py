@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 
 from core.generation import ChatLLM, LLMError
+from core.prompting import message_task, without_message_tags
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,6 @@ _EXAMPLES = (
         "in-memory replicas, replica_number, load collection, query node, read throughput",
     ),
 )
-_MARKUP = re.compile(r"</?message>")
 #: Words of the reply kept as search terms; a longer reply is an answer, cut to its start.
 MAX_WORDS = 25
 #: Pages of the question's own search that keep their places in front of the expanded search's.
@@ -53,22 +52,13 @@ KEEP_PAGES = 2
 
 
 def expansion_messages(text: str) -> list[dict[str, str]]:
-    messages = [{"role": "system", "content": EXPANDER_PROMPT}]
-    for question, terms in _EXAMPLES:
-        messages.append({"role": "user", "content": _wrapped(question)})
-        messages.append({"role": "assistant", "content": terms})
-    messages.append({"role": "user", "content": _wrapped(text)})
-    return messages
-
-
-def _wrapped(text: str) -> str:
-    return f"<message>\n{_MARKUP.sub('', text)}\n</message>"
+    return message_task(EXPANDER_PROMPT, _EXAMPLES, text)
 
 
 def usable_terms(reply: str) -> str | None:
     """The reply's first non-empty line, without markup, at most `MAX_WORDS` words; None when
     nothing is left."""
-    lines = (" ".join(_MARKUP.sub(" ", line).split()) for line in reply.splitlines())
+    lines = (" ".join(without_message_tags(line).split()) for line in reply.splitlines())
     first = next((line for line in lines if line), "")
     return " ".join(first.split()[:MAX_WORDS]) or None
 

@@ -60,6 +60,29 @@ def _escape(text: str) -> str:
     return text
 
 
+_MESSAGE_TAG = re.compile(r"</?message>")
+
+
+def without_message_tags(text: str) -> str:
+    return _MESSAGE_TAG.sub(" ", text)
+
+
+def message_task(system: str, examples: Sequence[tuple[str, str]], text: str) -> list[dict[str, str]]:
+    """The messages for a small task on a user's chat message (translate it, name its docs
+    terms): the instructions, worked examples as earlier turns, then the message in <message>
+    tags that it cannot close."""
+    messages = [{"role": "system", "content": system}]
+    for example, reply in examples:
+        messages.append({"role": "user", "content": _in_message_tags(example)})
+        messages.append({"role": "assistant", "content": reply})
+    messages.append({"role": "user", "content": _in_message_tags(text)})
+    return messages
+
+
+def _in_message_tags(text: str) -> str:
+    return f"<message>\n{_MESSAGE_TAG.sub('', text)}\n</message>"
+
+
 def build_messages(question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> list[dict[str, str]]:
     """System rules + numbered sources, then one user message: the earlier turns (the last few,
     bounded; pass them through `conversation_of` first) fenced in <conversation>, and the

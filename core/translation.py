@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 
 from core.generation import ChatLLM, LLMError
+from core.prompting import message_task, without_message_tags
 from core.vocabulary import FOREIGN_SHARE, foreign_share
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,6 @@ _EXAMPLES = (
     ),
     ("我们能用 milvus 做实时同步吗？", "Can we use milvus for real-time sync?"),
 )
-_MARKUP = re.compile(r"</?message>")
 #: A translation this many times longer than the question (plus some slack) is an answer.
 _MAX_GROWTH = 4
 
@@ -47,22 +46,13 @@ def needs_translation(text: str) -> bool:
 
 
 def translation_messages(text: str) -> list[dict[str, str]]:
-    messages = [{"role": "system", "content": TRANSLATOR_PROMPT}]
-    for question, english in _EXAMPLES:
-        messages.append({"role": "user", "content": _wrapped(question)})
-        messages.append({"role": "assistant", "content": english})
-    messages.append({"role": "user", "content": _wrapped(text)})
-    return messages
-
-
-def _wrapped(text: str) -> str:
-    return f"<message>\n{_MARKUP.sub('', text)}\n</message>"
+    return message_task(TRANSLATOR_PROMPT, _EXAMPLES, text)
 
 
 def usable_translation(original: str, reply: str) -> str | None:
     """The reply as a search query, or None when it is no translation: empty, still mostly
     foreign, or so much longer than the question that the model answered it instead."""
-    text = " ".join(_MARKUP.sub(" ", reply).split())
+    text = " ".join(without_message_tags(reply).split())
     if not text or len(text) > _MAX_GROWTH * len(original) + 100 or needs_translation(text):
         return None
     return text
