@@ -45,8 +45,9 @@ _EXAMPLES = (
         "in-memory replicas, replica_number, load collection, query node, read throughput",
     ),
 )
-#: Words of the reply kept as search terms; a longer reply is an answer, cut to its start.
-MAX_WORDS = 25
+#: Words (and characters) of the reply kept as search terms; a longer reply is an answer, cut
+#: to its start.
+MAX_WORDS, MAX_CHARS = 25, 300
 #: Pages of the question's own search that keep their places in front of the expanded search's.
 KEEP_PAGES = 2
 
@@ -56,11 +57,11 @@ def expansion_messages(text: str) -> list[dict[str, str]]:
 
 
 def usable_terms(reply: str) -> str | None:
-    """The reply's first non-empty line, without markup, at most `MAX_WORDS` words; None when
-    nothing is left."""
+    """The reply's first non-empty line, without markup, at most `MAX_WORDS` words and
+    `MAX_CHARS` characters; None when nothing is left."""
     lines = (" ".join(without_message_tags(line).split()) for line in reply.splitlines())
     first = next((line for line in lines if line), "")
-    return " ".join(first.split()[:MAX_WORDS]) or None
+    return " ".join(first.split()[:MAX_WORDS])[:MAX_CHARS].strip() or None
 
 
 async def docs_terms(llm: ChatLLM, text: str, seconds: float) -> str | None:

@@ -3,7 +3,7 @@ against a faithful fake OpenAI-compatible server."""
 
 from __future__ import annotations
 
-from core.expansion import MAX_WORDS, expansion_messages, usable_terms
+from core.expansion import MAX_CHARS, MAX_WORDS, expansion_messages, usable_terms
 from core.generation import OpenAIChatLLM
 from core.service import RagService
 
@@ -26,6 +26,7 @@ def test_the_terms_are_the_first_line_cut_short() -> None:
     assert usable_terms("   \n ") is None
     long_answer = "Yes, Milvus supports that and " + "more words " * 40
     assert len(usable_terms(long_answer).split()) == MAX_WORDS  # type: ignore[union-attr]
+    assert usable_terms("x" * 10_000) == "x" * MAX_CHARS  # one endless "word"
 
 
 def _service(indexed: RagService, base_url: str, **settings: object) -> RagService:
