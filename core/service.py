@@ -21,7 +21,14 @@ from core.chunking import Chunker
 from core.config import Settings
 from core.embed_cache import build_embedder
 from core.embedding import Embedder
-from core.errors import DocsBotError, IndexBuildingError, IndexEmptyError, IndexMismatchError
+from core.errors import (
+    DocsBotError,
+    EmbeddingError,
+    IndexBuildingError,
+    IndexEmptyError,
+    IndexMismatchError,
+    StoreError,
+)
 from core.expansion import docs_terms
 from core.fingerprint import reader_differences
 from core.gate import Decision, Gate, GateModel
@@ -175,7 +182,11 @@ class RagService:
         terms = await docs_terms(llm, retrieval.query, settings.expand_timeout)
         if terms is None:
             return retrieval
-        expanded = await self.search(retrieval.query, k, terms)
+        try:
+            expanded = await self.search(retrieval.query, k, terms)
+        except (StoreError, EmbeddingError) as exc:  # the question's own search still stands
+            log.warning("searching the docs' terms failed, keeping the question's own search: %s", exc)
+            return retrieval
         return dataclasses.replace(expanded, translated_from=retrieval.translated_from)
 
     async def check_index(self) -> None:

@@ -3,8 +3,12 @@ against a faithful fake OpenAI-compatible server."""
 
 from __future__ import annotations
 
+import pytest
+
+from core.errors import StoreError
 from core.expansion import MAX_CHARS, MAX_WORDS, expansion_messages, usable_terms
 from core.generation import OpenAIChatLLM
+from core.models import Retrieval
 from core.service import RagService
 
 from .fakes.llm_server import FakeLLM
@@ -77,3 +81,22 @@ async def test_expansion_can_be_turned_off(indexed_service: RagService, fake_llm
     eval_like = _service(indexed_service, fake_llm.base_url)
     assert (await eval_like.retrieve(QUESTION, expand=False)).expanded_with == ""
     assert fake_llm.requests == []
+
+
+async def test_a_failing_second_search_keeps_the_questions_own(
+    indexed_service: RagService, fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = _service(indexed_service, fake_llm.base_url)
+    search = service.retriever.search
+
+    async def store_down_for_the_terms(
+        question: str, k: int | None = None, expansion: str | None = None
+    ) -> Retrieval:
+        if expansion:
+            raise StoreError("Milvus went away")
+        return await search(question, k)
+
+    monkeypatch.setattr(service.retriever, "search", store_down_for_the_terms)
+    retrieval = await service.retrieve(QUESTION)
+    assert len(fake_llm.requests) == 1 and retrieval.expanded_with == ""
+    assert retrieval.hits and retrieval.hits[0].chunk.page_id == "hnsw.md"
