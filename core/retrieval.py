@@ -17,7 +17,9 @@ held-out MRR@10 0.822 -> 0.840, hit@1 0.744 -> 0.769; hit@5 unchanged.
 The query loses chat mentions, greetings and thanks first ("hey folks, ..." / "thanks in advance").
 A question mostly in Chinese, Japanese or another script the English embedding model cannot read
 is embedded by its Latin-script words (`latin_words`: identifiers, product names, English terms)
-when it was not translated first (`core.translation`, which needs the LLM).
+when it was not translated first (`core.translation`, which needs the LLM). The docs' own terms
+for a question, named by the LLM (`core.expansion`), can be searched as well: their dense and BM25
+lists join the fusion, and they fill the places after the question's own first pages.
 
 Each search also measures the retrieval gate's signals (`core.gate.measure`: best cosine, key-term
 support, dense/BM25 page agreement, unknown names); `RagService.is_covered` applies the gate.
