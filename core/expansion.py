@@ -4,10 +4,11 @@ Users ask in their own words: "air-gapped", "everything within distance X", "a l
 The docs say "offline", "range search", "ARRAY field", and the small English embedding model does
 not bridge every such gap. When an LLM is configured and the retrieval gate lets a question
 through, the LLM writes one line of the Milvus features, parameters and terms the documentation
-would use for it ("range search, radius, range_filter"; `RagService.retrieve`). Retrieval searches that line too (dense and BM25) and fuses the four lists
-(`core.retrieval.Retriever.search`). The first `KEEP_PAGES` pages of the question's own search stay
-in front: the terms only decide the places after them, because a small model's terms are noisy
-and the question's own best match is usually right (see the README's numbers).
+would use for it ("range search, radius, range_filter"; `RagService.retrieve`). Retrieval
+searches that line too (dense and BM25) and fuses the four lists
+(`core.retrieval.Retriever.search`). The first `KEEP_PAGES` pages of the question's own search
+stay in front: the terms only decide the places after them, because a small model's terms are
+noisy and the question's own best match is usually right (see the README's numbers).
 
 The retrieval gate still judges the question's own search: it was fitted on those signals.
 
