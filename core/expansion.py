@@ -18,10 +18,9 @@ question alone is searched, as before.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
-from core.generation import ChatLLM, LLMError
+from core.generation import ChatLLM, side_reply
 from core.prompting import message_task, without_message_tags
 
 log = logging.getLogger(__name__)
@@ -67,11 +66,8 @@ def usable_terms(reply: str) -> str | None:
 
 async def docs_terms(llm: ChatLLM, text: str, seconds: float) -> str | None:
     """The docs' terms for `text`, to search as well, or None (see the module docstring)."""
-    try:
-        async with asyncio.timeout(seconds):
-            reply = "".join([delta async for delta in llm.stream(expansion_messages(text))])
-    except (LLMError, TimeoutError) as exc:
-        log.warning("query expansion failed, searching the question alone: %s", exc or "timed out")
+    task = "query expansion (searching the question alone)"
+    if (reply := await side_reply(llm, expansion_messages(text), seconds, task)) is None:
         return None
     terms = usable_terms(reply)
     log.info("also searching the docs' terms %r (asked: %r)", terms, text[:200])

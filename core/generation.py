@@ -40,6 +40,18 @@ class ChatLLM(Protocol):
     async def close(self) -> None: ...
 
 
+async def side_reply(llm: ChatLLM, messages: list[dict[str, str]], seconds: float, task: str) -> str | None:
+    """The whole reply to a small task beside the answer (translating the question, naming its
+    docs terms) within `seconds`; None when the LLM fails or is slow, logged as `task` (the
+    caller goes on without it)."""
+    try:
+        async with asyncio.timeout(seconds):
+            return "".join([delta async for delta in llm.stream(messages)])
+    except (LLMError, TimeoutError) as exc:
+        log.warning("%s failed: %s", task, exc or "timed out")
+        return None
+
+
 class OpenAIChatLLM:
     def __init__(
         self,

@@ -13,10 +13,9 @@ question instead of translating it, the original text is searched, as before.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
-from core.generation import ChatLLM, LLMError
+from core.generation import ChatLLM, side_reply
 from core.prompting import message_task, without_message_tags
 from core.vocabulary import FOREIGN_SHARE, foreign_share
 
@@ -60,11 +59,8 @@ def usable_translation(original: str, reply: str) -> str | None:
 
 async def to_english(llm: ChatLLM, text: str, seconds: float) -> str | None:
     """The English translation of `text` for searching, or None (see the module docstring)."""
-    try:
-        async with asyncio.timeout(seconds):
-            reply = "".join([delta async for delta in llm.stream(translation_messages(text))])
-    except (LLMError, TimeoutError) as exc:
-        log.warning("translation for the search failed, searching the original text: %s", exc or "timed out")
+    task = "translation for the search (searching the original text)"
+    if (reply := await side_reply(llm, translation_messages(text), seconds, task)) is None:
         return None
     english = usable_translation(text, reply)
     if english is None:
