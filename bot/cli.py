@@ -4,6 +4,7 @@
     docsbot chat                      # interactive: each question prints the best passages
     docsbot ask [--json] "question"   # one question, same output (or one JSON object)
     docsbot eval --questions FILE [--k N] [--json] [--details FILE] [--answers] [--translate] [--expand]
+                                      [--check-scope]
     docsbot status [--json]
     docsbot serve                     # Slack/Discord bots, reindex schedule, /healthz /readyz /metrics
     docsbot report [--since 7d] [--json]
@@ -206,8 +207,8 @@ def answer_json(answer: Answer) -> dict[str, Any]:
     """`docsbot ask --json`: one object. `cited` says whether the text cites the listed sources
     with [n] (False when they are only the nearest pages), and `citations` who put the [n] there:
     "model", "matched" (the model cited nothing; each paragraph cites the source its specifics
-    come from) or null; `declined_by` is "gate", "model", "grounding" or null; `error` is null
-    or a short code."""
+    come from) or null; `declined_by` is "gate", "scope_check", "model", "grounding" or null;
+    `error` is null or a short code."""
     return {
         "answer": answer.text,
         "declined": answer.outcome == "not_covered",
@@ -332,7 +333,7 @@ def render_passages(retrieval: Retrieval, width: int = 100) -> str:
 async def cmd_eval(service: RagService, args: argparse.Namespace) -> int:
     questions = load_questions(args.questions)
     async with contextlib.AsyncExitStack() as stack:
-        needs_llm = args.answers or args.translate or args.expand
+        needs_llm = args.answers or args.translate or args.expand or args.check_scope
         if needs_llm and (note := await stack.enter_async_context(_terminal_llm(service, disabled=False))):
             print(note, file=sys.stderr)
         # --translate / --expand: retrieval as questions get it, with the LLM's help
@@ -341,7 +342,8 @@ async def cmd_eval(service: RagService, args: argparse.Namespace) -> int:
             if args.translate or args.expand
             else service.search
         )
-        judged = await evaluate(questions, search, service.decide, k=args.k)
+        judge = functools.partial(service.judge, check_scope=args.check_scope)
+        judged = await evaluate(questions, search, judge, k=args.k)
         if args.details:
             lines = "".join(json.dumps(row) + "\n" for row in details(judged))
             await asyncio.to_thread(Path(args.details).write_text, lines, encoding="utf-8")
@@ -350,6 +352,10 @@ async def cmd_eval(service: RagService, args: argparse.Namespace) -> int:
             summary["translated"] = sum(1 for j in judged if j.searched_in_english)
         if args.expand:
             summary["expanded"] = sum(1 for j in judged if j.expanded_with)
+        if args.check_scope:
+            summary["declined_by_scope_check"] = sum(
+                1 for j in judged if j.decision is not None and j.decision.by == "scope_check"
+            )
         answers = await _eval_answers(service, questions, verbose=not args.json) if args.answers else {}
     if args.json:
         summary.pop("misses")
@@ -572,6 +578,11 @@ def _parser() -> argparse.ArgumentParser:
         "--expand",
         action="store_true",
         help="also search the docs' own terms for each question, named by the LLM, as answers do",
+    )
+    ev.add_argument(
+        "--check-scope",
+        action="store_true",
+        help="let the LLM check the scope of questions the gate is unsure about, as answers do",
     )
     ev.add_argument(
         "--details",

@@ -108,6 +108,17 @@ class Settings(BaseSettings):
     expand_timeout: float = Field(
         5.0, gt=0, description="Seconds for those terms; after them, the question alone is searched."
     )
+    scope_check: bool = Field(
+        True,
+        description="The LLM reads the best passages of a question the gate lets through with a "
+        "probability below SCOPE_CHECK_BELOW, and a NO declines it.",
+    )
+    scope_check_below: float = Field(
+        0.6, ge=0.0, le=1.0, description="Gate probability below which the LLM checks the scope."
+    )
+    scope_check_timeout: float = Field(
+        20.0, gt=0, description="Seconds for that check; after them, the gate's decision stands."
+    )
     answer_grounding: bool = Field(
         True,
         description="Withdraw an answer that cites no passage and none of whose statements or code "

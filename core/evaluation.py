@@ -81,14 +81,16 @@ def load_questions(path: str | Path) -> list[Question]:
 async def evaluate(
     questions: list[Question],
     search: Callable[[str, int], Awaitable[Retrieval]],
-    decide: Callable[[Retrieval], Decision],
+    judge: Callable[[Retrieval], Awaitable[Decision]],
     k: int = 10,
 ) -> list[Judged]:
+    """Search each question and decide whether to decline it (`RagService.judge`: the gate, and
+    the LLM's scope check where there is an LLM and it is asked for)."""
     judged = []
     for q in questions:
         retrieval = await search(q.question, k)
         pages = tuple(dict.fromkeys(hit.chunk.page_id for hit in retrieval.hits))
-        decision = decide(retrieval)
+        decision = await judge(retrieval)
         translation = retrieval.query if retrieval.translated_from else ""
         judged.append(
             Judged(

@@ -120,10 +120,12 @@ class Decision:
     threshold: float
     reason: str  # one line for the log and --details
     signals: dict[str, float]
+    by: str = "gate"  # "scope_check" when the LLM's scope check overruled the gate (core.scope_check)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "covered": self.covered,
+            "by": self.by,
             "probability": round(self.probability, 3),
             "threshold": round(self.threshold, 3),
             "reason": self.reason,

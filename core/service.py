@@ -51,6 +51,7 @@ from core.prompting import (
 )
 from core.retrieval import RetrievalConfig, Retriever
 from core.runlog import IndexRun, RunLog
+from core.scope_check import passages_cover
 from core.sources import BUNDLED, SnapshotSource, is_site_url, open_source
 from core.store import ChunkStore
 from core.translation import needs_translation, to_english
@@ -268,9 +269,9 @@ class RagService:
             return
         retrieval = await self.retrieve(search_query(question, history))
         nearest = _sources(retrieval, 3)
-        decision = self.decide(retrieval)
+        decision = await self.judge(retrieval)
         if not decision.covered:
-            log.info("question declined by the retrieval gate: %s", decision.reason)
+            log.info("question declined by the %s: %s", decision.by.replace("_", " "), decision.reason)
             unknown = ", ".join(f"'{t}'" for t in retrieval.unknown_terms)
             why = f" (they never mention {unknown})" if unknown else ""
             yield Answer(
@@ -279,7 +280,7 @@ class RagService:
                 outcome=Outcome.NOT_COVERED,
                 sources=nearest,
                 retrieval=retrieval,
-                declined_by="gate",
+                declined_by=decision.by,
             )
             return
         if self.llm is None:
@@ -379,6 +380,28 @@ class RagService:
     def decide(self, retrieval: Retrieval) -> Decision:
         """The retrieval gate (`core.gate`): do the docs cover the question, and why (not)."""
         return self.gate.decide(retrieval)
+
+    async def judge(self, retrieval: Retrieval, *, check_scope: bool = True) -> Decision:
+        """`decide`, then, when the gate lets the question through but is unsure (probability
+        below SCOPE_CHECK_BELOW) and there is an LLM, its scope check (`core.scope_check`): a NO
+        declines the question. `check_scope=False` turns the check off on top of the settings
+        (`eval` measures the gate alone by default)."""
+        decision = self.decide(retrieval)
+        settings = self.settings
+        if (
+            self.llm is None
+            or not (check_scope and settings.scope_check)
+            or not decision.covered
+            or decision.probability >= settings.scope_check_below
+        ):
+            return decision
+        covered = await passages_cover(
+            self.llm, retrieval.query, retrieval.hits, settings.scope_check_timeout
+        )
+        if covered is not False:
+            return decision
+        reason = f"{decision.reason}; scope check: the LLM found the passages do not describe it"
+        return dataclasses.replace(decision, covered=False, reason=reason, by="scope_check")
 
     def is_covered(self, retrieval: Retrieval) -> bool:
         return self.decide(retrieval).covered

@@ -61,8 +61,10 @@ def make_settings(root: Path, **overrides: object) -> Settings:
         "docs_source": str(FIXTURE_DOCS),
         "collection": "test_docs",
         # the answer-path tests count and read the LLM's requests one by one; the query
-        # expansion's own request is tested in test_expansion.py
+        # expansion's and the scope check's own requests are tested in test_expansion.py and
+        # test_scope_check.py
         "expand_questions": False,
+        "scope_check": False,
     }
     values.update(overrides)
     return load_settings(env_file=None, **values)

@@ -325,6 +325,28 @@ def test_eval_translate_searches_other_languages_in_english(docsbot: Run, tmp_pa
 
 
 @pytest.mark.usefixtures("first_index")
+def test_eval_check_scope_counts_the_llms_declines(docsbot: Run, tmp_path: Path) -> None:
+    questions, details_file = tmp_path / "q.jsonl", tmp_path / "details.jsonl"
+    rows = [
+        {"id": "in1", "question": "what does M control in an HNSW index?", "relevant_pages": ["hnsw.md"]},
+        {"id": "out1", "question": "can I run it with podman instead of docker?", "relevant_pages": []},
+    ]
+    questions.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with ThreadedFakeLLM(scope="NO") as llm:
+        result = docsbot(
+            "eval", "--questions", str(questions), "--check-scope", "--json", "--details", str(details_file),
+            LLM_BASE_URL=llm.base_url, LLM_MODEL="fake-model", SCOPE_CHECK_BELOW="1.0",
+        )  # fmt: skip
+        requests = list(llm.requests)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["declined_by_scope_check"] == 1 and data["decline_in_scope"] == 1.0
+    assert data["decline_out_of_scope"] == 1.0 and data["hit@1"] == 1.0  # the pages are still ranked
+    by = [json.loads(line)["gate"]["by"] for line in details_file.read_text().splitlines()]
+    assert by == ["scope_check", "gate"]  # the gate's own decline asks the LLM nothing
+    assert len(requests) == 1
+
+
 def test_eval_expand_searches_the_docs_terms_the_llm_names(docsbot: Run, tmp_path: Path) -> None:
     questions, details_file = tmp_path / "q.jsonl", tmp_path / "details.jsonl"
     rows = [

@@ -41,7 +41,7 @@ def test_bad_question_file_is_a_clear_error(tmp_path: Path) -> None:
 
 async def test_eval_on_fixture_index(indexed_service: RagService) -> None:
     questions = load_questions(FIXTURES / "questions.jsonl")
-    summary = summarize(await evaluate(questions, indexed_service.search, indexed_service.decide))
+    summary = summarize(await evaluate(questions, indexed_service.search, indexed_service.judge))
     assert summary["hit@1"] == 1.0 and summary["decline_in_scope"] == 0.0
     assert summary["decline_out_of_scope"] == 1.0
     json.dumps(summary)
@@ -49,7 +49,7 @@ async def test_eval_on_fixture_index(indexed_service: RagService) -> None:
 
 async def test_details_give_rank_top_pages_and_the_gates_reason(indexed_service: RagService) -> None:
     questions = load_questions(FIXTURES / "questions.jsonl")
-    rows = details(await evaluate(questions, indexed_service.search, indexed_service.decide))
+    rows = details(await evaluate(questions, indexed_service.search, indexed_service.judge))
     assert [row["id"] for row in rows] == [q.id for q in questions]
     by_id = {row["id"]: json.loads(json.dumps(row)) for row in rows}
     hnsw = by_id["t1"]

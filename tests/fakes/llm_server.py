@@ -2,9 +2,10 @@
 
 Speaks `POST /v1/chat/completions` with `stream: true` as Server-Sent Events (`data: {chunk}`
 lines, then `data: [DONE]`), like vLLM. A translation request (core.translation's prompt) gets
-`translation`, every other request `answer`. Behaviour is switched per test: answer text, delay
-before the first token, delay between tokens (a trickle), HTTP status, never answering, or
-dropping the connection mid-stream. Every request body is recorded.
+`translation`, a query expansion `terms`, a scope check `scope`, every other request `answer`.
+Behaviour is switched per test: answer text, delay before the first token, delay between tokens
+(a trickle), HTTP status, never answering, or dropping the connection mid-stream. Every request
+body is recorded.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class FakeLLM:
     answer: str = "HNSW's M sets the maximum number of edges per node [1]. See also [9]."
     translation: str = "What does M control in an HNSW index?"
     terms: str = "HNSW, M, efConstruction, index building parameters"  # the query expansion's reply
+    scope: str = "YES"  # the scope check's reply
     delay: float = 0.0  # seconds before the first token
     token_delay: float = 0.0  # seconds between tokens (a model streaming at a fixed rate)
     status: int = 200
@@ -67,6 +69,8 @@ class FakeLLM:
             reply = self.translation
         elif system.startswith("You help search the Milvus documentation."):
             reply = self.terms
+        elif system.startswith("You are a strict reviewer for a Milvus documentation assistant."):
+            reply = self.scope
         else:
             reply = self.answer
         for i, word in enumerate(reply.split(" ")):

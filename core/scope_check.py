@@ -1,0 +1,77 @@
+"""A second opinion when the retrieval gate is unsure: the LLM reads the best passages and says
+whether they describe what the question asks about.
+
+The gate (`core.gate`) sees retrieval signals only. A question about a feature Milvus lacks, asked
+in words the docs use ("a trigger on insert", "a unique constraint", "RETURNING * on delete"), or
+about another product's own settings ("pinecone: delete a namespace"), finds passages that share
+its words, and the gate cannot tell those from a covered question without declining covered
+ones too. An LLM that reads the passages can.
+
+Only questions the gate lets through with a probability below `SCOPE_CHECK_BELOW` are checked:
+most covered questions are far above it and never wait for the check, and a small model's "no"
+is sometimes wrong. The reply is one word: NO declines the question as the gate would
+(`Decision.by == "scope_check"`); YES, any other reply, an LLM failure or a timeout
+(`SCOPE_CHECK_TIMEOUT`) keep the gate's decision.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from core.generation import ChatLLM, side_reply
+from core.models import Hit
+from core.prompting import without_message_tags
+
+log = logging.getLogger(__name__)
+
+CHECK_PROMPT = """You are a strict reviewer for a Milvus documentation assistant. You get excerpts
+from the Milvus documentation and a user's message. Decide whether the excerpts describe the
+Milvus feature, setting, product or behaviour the message asks about.
+Reply YES if they do, even partly, or if the message asks how to do something the excerpts show
+how to do.
+Reply NO if the message asks about a feature Milvus does not have, about another product's own
+settings, or about something unrelated to Milvus, and the excerpts only share some words with it.
+Reply with one word: YES or NO."""
+
+#: Passages shown, and characters of each: enough to see what they are about, short enough that
+#: a small model on a CPU answers in seconds.
+PASSAGES, PASSAGE_CHARS = 3, 350
+MESSAGE_CHARS = 1000
+
+
+def check_messages(question: str, hits: Sequence[Hit]) -> list[dict[str, str]]:
+    excerpts = "\n\n".join(
+        f"[{n}] {hit.chunk.title} > {hit.chunk.heading}\n{hit.chunk.text[:PASSAGE_CHARS]}"
+        for n, hit in enumerate(hits[:PASSAGES], start=1)
+    )
+    message = without_message_tags(question[:MESSAGE_CHARS])
+    return [
+        {"role": "system", "content": CHECK_PROMPT},
+        {
+            "role": "user",
+            "content": f"<excerpts>\n{excerpts}\n</excerpts>\n\n<message>\n{message}\n</message>\n\n"
+            "Do the excerpts describe what the message asks about? YES or NO.",
+        },
+    ]
+
+
+def verdict(reply: str) -> bool | None:
+    """True for YES, False for NO, None for anything else."""
+    first = reply.strip().strip("*.`'\"").upper()
+    if first.startswith("YES"):
+        return True
+    if first.startswith("NO"):
+        return False
+    return None
+
+
+async def passages_cover(llm: ChatLLM, question: str, hits: Sequence[Hit], seconds: float) -> bool | None:
+    """The LLM's verdict on whether `hits` describe what `question` asks about, or None when it
+    failed, was slow or said neither yes nor no (see the module docstring)."""
+    task = "scope check (keeping the gate's decision)"
+    if (reply := await side_reply(llm, check_messages(question, hits), seconds, task)) is None:
+        return None
+    result = verdict(reply)
+    log.info("scope check: %r for %r", reply.strip()[:40], question[:200])
+    return result
