@@ -32,7 +32,8 @@ The signals:
   the docs cover them; this lets the model tell that apart from a question about something else.
 
 Every decision carries its reason (the signals, each one's contribution and the probability), for
-the log and for `docsbot eval --details`.
+the log and for `docsbot eval --details`. Where there is an LLM, questions the gate lets through
+with a low probability get a second opinion from it (`core.scope_check`, `RagService.judge`).
 """
 
 from __future__ import annotations

@@ -33,20 +33,36 @@ T = TypeVar("T")
 class ChatLLM(Protocol):
     model: str
 
-    def stream(self, messages: list[dict[str, str]]) -> AsyncIterator[str]:
-        """Text deltas of the assistant's reply."""
+    def stream(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> AsyncIterator[str]:
+        """Text deltas of the assistant's reply (`temperature` and `max_tokens` override the
+        client's own for this request)."""
         ...
 
     async def close(self) -> None: ...
 
 
-async def side_reply(llm: ChatLLM, messages: list[dict[str, str]], seconds: float, task: str) -> str | None:
+async def side_reply(
+    llm: ChatLLM,
+    messages: list[dict[str, str]],
+    seconds: float,
+    task: str,
+    *,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+) -> str | None:
     """The whole reply to a small task beside the answer (translating the question, naming its
-    docs terms) within `seconds`; None when the LLM fails or is slow, logged as `task` (the
-    caller goes on without it)."""
+    docs terms, checking its scope) within `seconds`; None when the LLM fails or is slow, logged
+    as `task` (the caller goes on without it). `temperature`/`max_tokens` override the client's."""
     try:
         async with asyncio.timeout(seconds):
-            return "".join([delta async for delta in llm.stream(messages)])
+            reply = llm.stream(messages, temperature=temperature, max_tokens=max_tokens)
+            return "".join([delta async for delta in reply])
     except (LLMError, TimeoutError) as exc:
         log.warning("%s failed: %s", task, exc or "timed out")
         return None
@@ -79,7 +95,13 @@ class OpenAIChatLLM:
         )
         self._slots = asyncio.Semaphore(concurrency)
 
-    async def stream(self, messages: list[dict[str, str]]) -> AsyncIterator[str]:
+    async def stream(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> AsyncIterator[str]:
         try:
             await asyncio.wait_for(self._slots.acquire(), self.queue_timeout)
         except TimeoutError:
@@ -93,9 +115,9 @@ class OpenAIChatLLM:
                     model=self.model,
                     messages=cast(list[ChatCompletionMessageParam], messages),
                     stream=True,
-                    temperature=self.temperature,
+                    temperature=self.temperature if temperature is None else temperature,
                     top_p=self.top_p,
-                    max_tokens=self.max_tokens,
+                    max_tokens=self.max_tokens if max_tokens is None else max_tokens,
                 ),
             )
             finished = False

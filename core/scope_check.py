@@ -25,14 +25,19 @@ from core.prompting import without_message_tags
 
 log = logging.getLogger(__name__)
 
-CHECK_PROMPT = """You are a strict reviewer for a Milvus documentation assistant. You get excerpts
-from the Milvus documentation and a user's message. Decide whether the excerpts describe the
-Milvus feature, setting, product or behaviour the message asks about.
-Reply YES if they do, even partly, or if the message asks how to do something the excerpts show
-how to do.
-Reply NO if the message asks about a feature Milvus does not have, about another product's own
-settings, or about something unrelated to Milvus, and the excerpts only share some words with it.
-Reply with one word: YES or NO."""
+CHECK_PROMPT = "\n".join(
+    (
+        "You are a strict reviewer for a Milvus documentation assistant. You get excerpts from the "
+        "Milvus documentation and a user's message. Decide whether the excerpts describe the Milvus "
+        "feature, setting, product or behaviour the message asks about.",
+        "Reply YES if they do, even partly, or if the message asks how to do something the excerpts "
+        "show how to do.",
+        "Reply NO if the message asks about a feature Milvus does not have, about another product's "
+        "own settings, or about something unrelated to Milvus, and the excerpts only share some "
+        "words with it.",
+        "Reply with one word: YES or NO.",
+    )
+)
 
 #: Passages shown, and characters of each: enough to see what they are about, short enough that
 #: a small model on a CPU answers in seconds.
@@ -70,7 +75,9 @@ async def passages_cover(llm: ChatLLM, question: str, hits: Sequence[Hit], secon
     """The LLM's verdict on whether `hits` describe what `question` asks about, or None when it
     failed, was slow or said neither yes nor no (see the module docstring)."""
     task = "scope check (keeping the gate's decision)"
-    if (reply := await side_reply(llm, check_messages(question, hits), seconds, task)) is None:
+    messages = check_messages(question, hits)
+    # one word, the same every time: a verdict, not a sample
+    if (reply := await side_reply(llm, messages, seconds, task, temperature=0.0, max_tokens=3)) is None:
         return None
     result = verdict(reply)
     log.info("scope check: %r for %r", reply.strip()[:40], question[:200])

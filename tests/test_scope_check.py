@@ -53,6 +53,7 @@ async def test_a_no_declines_an_unsure_question_without_generating_an_answer(
     assert len(fake_llm.requests) == len(_checks(fake_llm)) == 1  # no answer was generated
     (request,) = fake_llm.requests
     assert f"<message>\n{QUESTION}\n</message>" in request["messages"][-1]["content"]
+    assert request["temperature"] == 0 and request["max_tokens"] == 3  # a verdict, not a sample
 
 
 async def test_a_yes_lets_the_answer_through(indexed_service: RagService, fake_llm: FakeLLM) -> None:
