@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -324,45 +325,43 @@ def test_eval_translate_searches_other_languages_in_english(docsbot: Run, tmp_pa
     assert len(requests) == 1  # the translation; eval without --answers generates nothing
 
 
+def _eval_in_and_out(
+    docsbot: Run, tmp_path: Path, flag: str, fake: dict[str, str], **env: str
+) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
+    """`docsbot eval FLAG --json --details` on one covered and one out-of-scope question against
+    a fake LLM: the report, the details rows and the number of LLM requests."""
+    questions, details_file = tmp_path / "q.jsonl", tmp_path / "details.jsonl"
+    rows = [
+        {"id": "in1", "question": "what does M control in an HNSW index?", "relevant_pages": ["hnsw.md"]},
+        {"id": "out1", "question": "can I run it with podman instead of docker?", "relevant_pages": []},
+    ]
+    questions.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with ThreadedFakeLLM(**fake) as llm:
+        result = docsbot(
+            "eval", "--questions", str(questions), flag, "--json", "--details", str(details_file),
+            LLM_BASE_URL=llm.base_url, LLM_MODEL="fake-model", **env,
+        )  # fmt: skip
+        requests = len(llm.requests)
+    assert result.returncode == 0, result.stderr
+    details = [json.loads(line) for line in details_file.read_text().splitlines()]
+    return json.loads(result.stdout), details, requests
+
+
 @pytest.mark.usefixtures("first_index")
 def test_eval_check_scope_counts_the_llms_declines(docsbot: Run, tmp_path: Path) -> None:
-    questions, details_file = tmp_path / "q.jsonl", tmp_path / "details.jsonl"
-    rows = [
-        {"id": "in1", "question": "what does M control in an HNSW index?", "relevant_pages": ["hnsw.md"]},
-        {"id": "out1", "question": "can I run it with podman instead of docker?", "relevant_pages": []},
-    ]
-    questions.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    with ThreadedFakeLLM(scope="NO") as llm:
-        result = docsbot(
-            "eval", "--questions", str(questions), "--check-scope", "--json", "--details", str(details_file),
-            LLM_BASE_URL=llm.base_url, LLM_MODEL="fake-model", SCOPE_CHECK_BELOW="1.0",
-        )  # fmt: skip
-        requests = list(llm.requests)
-    assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
+    data, details, requests = _eval_in_and_out(
+        docsbot, tmp_path, "--check-scope", {"scope": "NO"}, SCOPE_CHECK_BELOW="1.0"
+    )
     assert data["declined_by_scope_check"] == 1 and data["decline_in_scope"] == 1.0
     assert data["decline_out_of_scope"] == 1.0 and data["hit@1"] == 1.0  # the pages are still ranked
-    by = [json.loads(line)["gate"]["by"] for line in details_file.read_text().splitlines()]
-    assert by == ["scope_check", "gate"]  # the gate's own decline asks the LLM nothing
-    assert len(requests) == 1
+    assert [row["gate"]["by"] for row in details] == ["scope_check", "gate"]
+    assert requests == 1  # the gate's own decline asks the LLM nothing
 
 
+@pytest.mark.usefixtures("first_index")
 def test_eval_expand_searches_the_docs_terms_the_llm_names(docsbot: Run, tmp_path: Path) -> None:
-    questions, details_file = tmp_path / "q.jsonl", tmp_path / "details.jsonl"
-    rows = [
-        {"id": "in1", "question": "what does M control in an HNSW index?", "relevant_pages": ["hnsw.md"]},
-        {"id": "out1", "question": "can I run it with podman instead of docker?", "relevant_pages": []},
-    ]
-    questions.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    with ThreadedFakeLLM(terms="in-memory replicas, replica_number") as llm:
-        result = docsbot(
-            "eval", "--questions", str(questions), "--expand", "--json", "--details", str(details_file),
-            LLM_BASE_URL=llm.base_url, LLM_MODEL="fake-model",
-        )  # fmt: skip
-        requests = list(llm.requests)
-    assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
+    terms = "in-memory replicas, replica_number"
+    data, details, requests = _eval_in_and_out(docsbot, tmp_path, "--expand", {"terms": terms})
     assert data["expanded"] == 1 and data["hit@1"] == 1.0 and data["decline_out_of_scope"] == 1.0
-    expanded = [json.loads(line)["expanded_with"] for line in details_file.read_text().splitlines()]
-    assert expanded == ["in-memory replicas, replica_number", None]  # a declined question: no terms
-    assert len(requests) == 1
+    assert [row["expanded_with"] for row in details] == [terms, None]  # a declined question: no terms
+    assert requests == 1
