@@ -338,7 +338,12 @@ async def cmd_eval(service: RagService, args: argparse.Namespace) -> int:
             print(note, file=sys.stderr)
         # --translate / --expand: retrieval as questions get it, with the LLM's help
         search = (
-            functools.partial(service.retrieve, translate=args.translate, expand=args.expand)
+            functools.partial(
+                service.retrieve,
+                translate=args.translate,
+                expand=args.expand,
+                check_scope=args.check_scope,
+            )
             if args.translate or args.expand
             else service.search
         )

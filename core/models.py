@@ -86,6 +86,10 @@ class Retrieval:
     query_vector: tuple[float, ...] = ()  # the query's embedding (for the gate's topic signal)
     translated_from: str = ""  # the question in its own language, when `query` is its translation
     expanded_with: str = ""  # the docs' terms the LLM named for the question, searched as well
+    # the LLM's scope check of the question's own search (core.scope_check), once it was asked:
+    # True/False for YES/NO, None for no usable reply; `scope_checked` False: not asked (yet)
+    scope_checked: bool = False
+    scope_verdict: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ ones too. An LLM that reads the passages can.
 
 Only questions the gate lets through with a probability below `SCOPE_CHECK_BELOW` are checked:
 most covered questions are far above it and never wait for the check, and a small model's "no"
-is sometimes wrong. The reply is one word: NO declines the question as the gate would
+is sometimes wrong. It reads the question's own search, before the query expansion
+(`RagService.retrieve`), so a declined question is not expanded, and the verdict travels with
+the Retrieval to `RagService.judge`. The reply is one word: NO declines the question as the gate would
 (`Decision.by == "scope_check"`); YES, any other reply, an LLM failure or a timeout
 (`SCOPE_CHECK_TIMEOUT`) keep the gate's decision.
 """

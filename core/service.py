@@ -163,13 +163,21 @@ class RagService:
         return await self.retriever.search(question, k, expansion)
 
     async def retrieve(
-        self, query: str, k: int | None = None, *, translate: bool = True, expand: bool = True
+        self,
+        query: str,
+        k: int | None = None,
+        *,
+        translate: bool = True,
+        expand: bool = True,
+        check_scope: bool = True,
     ) -> Retrieval:
         """`search` as questions get it, with the LLM's help when there is one: a question mostly
-        in another language is searched in English (`core.translation`), and for a question the
-        gate lets through, the docs' own terms for it are searched as well (`core.expansion`).
-        Each falls back to the plain search when the LLM fails. `translate`/`expand` turn them
-        off on top of the settings (`eval` measures each)."""
+        in another language is searched in English (`core.translation`); a question the gate is
+        unsure about gets the LLM's scope check on that search (`core.scope_check`, its verdict
+        kept in the Retrieval for `judge`); and for a question that is let through, the docs' own
+        terms for it are searched as well (`core.expansion`). Each falls back to the plain search
+        when the LLM fails. `translate`/`expand`/`check_scope` turn them off on top of the
+        settings (`eval` measures each)."""
         llm, settings = self.llm, self.settings
         retrieval = None
         if llm is not None and translate and settings.translate_questions and needs_translation(query):
@@ -178,7 +186,11 @@ class RagService:
                 retrieval = dataclasses.replace(await self.search(english, k), translated_from=query)
         if retrieval is None:
             retrieval = await self.search(query, k)
-        if llm is None or not (expand and settings.expand_questions) or not self.is_covered(retrieval):
+        if check_scope and self._needs_scope_check(self.decide(retrieval)):
+            retrieval = await self._with_scope_verdict(retrieval)
+        if llm is None or not (expand and settings.expand_questions):
+            return retrieval
+        if not (await self.judge(retrieval, check_scope=check_scope)).covered:
             return retrieval  # a question the bot declines needs no better pages
         terms = await docs_terms(llm, retrieval.query, settings.expand_timeout)
         if terms is None:
@@ -188,7 +200,12 @@ class RagService:
         except (StoreError, EmbeddingError) as exc:  # the question's own search still stands
             log.warning("searching the docs' terms failed, keeping the question's own search: %s", exc)
             return retrieval
-        return dataclasses.replace(expanded, translated_from=retrieval.translated_from)
+        return dataclasses.replace(
+            expanded,
+            translated_from=retrieval.translated_from,
+            scope_checked=retrieval.scope_checked,
+            scope_verdict=retrieval.scope_verdict,
+        )
 
     async def check_index(self) -> None:
         """Raise IndexMismatchError when the index was built with another embedding model than
@@ -383,25 +400,35 @@ class RagService:
 
     async def judge(self, retrieval: Retrieval, *, check_scope: bool = True) -> Decision:
         """`decide`, then, when the gate lets the question through but is unsure (probability
-        below SCOPE_CHECK_BELOW) and there is an LLM, its scope check (`core.scope_check`): a NO
-        declines the question. `check_scope=False` turns the check off on top of the settings
-        (`eval` measures the gate alone by default)."""
+        below SCOPE_CHECK_BELOW) and there is an LLM, its scope check (`core.scope_check`; the
+        verdict `retrieve` already got, else asked now): a NO declines the question.
+        `check_scope=False` turns the check off on top of the settings (`eval` measures the gate
+        alone by default)."""
         decision = self.decide(retrieval)
-        settings = self.settings
-        if (
-            self.llm is None
-            or not (check_scope and settings.scope_check)
-            or not decision.covered
-            or decision.probability >= settings.scope_check_below
-        ):
+        if not (check_scope and self._needs_scope_check(decision)):
             return decision
-        covered = await passages_cover(
-            self.llm, retrieval.query, retrieval.hits, settings.scope_check_timeout
-        )
-        if covered is not False:
+        if not retrieval.scope_checked:
+            retrieval = await self._with_scope_verdict(retrieval)
+        if retrieval.scope_verdict is not False:
             return decision
         reason = f"{decision.reason}; scope check: the LLM found the passages do not describe it"
         return dataclasses.replace(decision, covered=False, reason=reason, by="scope_check")
+
+    def _needs_scope_check(self, decision: Decision) -> bool:
+        settings = self.settings
+        return (
+            self.llm is not None
+            and settings.scope_check
+            and decision.covered
+            and decision.probability < settings.scope_check_below
+        )
+
+    async def _with_scope_verdict(self, retrieval: Retrieval) -> Retrieval:
+        assert self.llm is not None
+        verdict = await passages_cover(
+            self.llm, retrieval.query, retrieval.hits, self.settings.scope_check_timeout
+        )
+        return dataclasses.replace(retrieval, scope_checked=True, scope_verdict=verdict)
 
     def is_covered(self, retrieval: Retrieval) -> bool:
         return self.decide(retrieval).covered

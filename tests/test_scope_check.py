@@ -91,3 +91,24 @@ async def test_a_slow_failing_or_unclear_check_keeps_the_gates_decision(
     decision = await _service(indexed_service, fake_llm.base_url).judge(retrieval)
     assert decision.covered and decision.by == "gate"
     assert len(_checks(fake_llm)) == 3
+
+
+async def test_the_check_comes_before_the_expansion_and_is_asked_once(
+    indexed_service: RagService, fake_llm: FakeLLM
+) -> None:
+    fake_llm.scope = "NO"
+    service = _service(indexed_service, fake_llm.base_url, expand_questions=True)
+    declined = await service.ask(QUESTION)
+    assert declined.declined_by == "scope_check"
+    assert len(fake_llm.requests) == len(_checks(fake_llm)) == 1  # no expansion for a declined question
+    fake_llm.requests.clear()
+    fake_llm.scope = "YES"
+    answered = await service.ask(QUESTION)
+    assert answered.outcome == Outcome.ANSWERED and answered.retrieval is not None
+    assert answered.retrieval.expanded_with and answered.retrieval.scope_verdict is True
+    systems = [str(r["messages"][0]["content"]) for r in fake_llm.requests]  # type: ignore[index]
+    assert [s.split(".")[0] for s in systems[:2]] == [
+        "You are a strict reviewer for a Milvus documentation assistant",
+        "You help search the Milvus documentation",
+    ]
+    assert len(systems) == 3  # the check, the expansion, the answer: the check is not asked again
