@@ -73,13 +73,14 @@ def message_task(system: str, examples: Sequence[tuple[str, str]], text: str) ->
     tags that it cannot close."""
     messages = [{"role": "system", "content": system}]
     for example, reply in examples:
-        messages.append({"role": "user", "content": _in_message_tags(example)})
+        messages.append({"role": "user", "content": in_message_tags(example)})
         messages.append({"role": "assistant", "content": reply})
-    messages.append({"role": "user", "content": _in_message_tags(text)})
+    messages.append({"role": "user", "content": in_message_tags(text)})
     return messages
 
 
-def _in_message_tags(text: str) -> str:
+def in_message_tags(text: str) -> str:
+    """`text` fenced in <message> tags it cannot close (its own tags are removed)."""
     return f"<message>\n{_MESSAGE_TAG.sub('', text)}\n</message>"
 
 

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from core.generation import ChatLLM, side_reply
 from core.models import Hit
-from core.prompting import without_message_tags
+from core.prompting import in_message_tags
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +52,12 @@ def check_messages(question: str, hits: Sequence[Hit]) -> list[dict[str, str]]:
         f"[{n}] {hit.chunk.title} > {hit.chunk.heading}\n{hit.chunk.text[:PASSAGE_CHARS]}"
         for n, hit in enumerate(hits[:PASSAGES], start=1)
     )
-    message = without_message_tags(question[:MESSAGE_CHARS])
+    message = in_message_tags(question[:MESSAGE_CHARS])
     return [
         {"role": "system", "content": CHECK_PROMPT},
         {
             "role": "user",
-            "content": f"<excerpts>\n{excerpts}\n</excerpts>\n\n<message>\n{message}\n</message>\n\n"
+            "content": f"<excerpts>\n{excerpts}\n</excerpts>\n\n{message}\n\n"
             "Do the excerpts describe what the message asks about? YES or NO.",
         },
     ]
