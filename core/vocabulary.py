@@ -11,7 +11,8 @@ is an *unknown name* only when all of these hold:
   anything inside quotes or backticks;
 - the docs don't use it, an inflection of it ("timezones" -> "timezone") or a near miss of it
   ("equel" -> "equal", "memroy" -> "memory": `rapidfuzz` edit distance, a swapped pair counting as
-  one edit);
+  one edit). A word of its own, ordinary or a name, is no near miss: "consul" is not a typo of
+  the docs' "consult" (it still counts as a docs word for the support signal, as the gate was fitted);
 - it is written in Latin script and is not an ordinary word in a common language (`wordfreq`
   Zipf frequency; a capitalised word in mid-sentence, like "Consul", must be more common to
   count as ordinary);
@@ -160,6 +161,12 @@ def is_name(word: str) -> bool:
     )
 
 
+def _a_word_of_its_own(word: str) -> bool:
+    """An ordinary word or a name, not a typo: "consul" is one edit from the docs' "consult",
+    but means something else ("equel", "memroy" are no language's words)."""
+    return ordinary_zipf(word) >= ORDINARY_ZIPF or is_name(word)
+
+
 def _words_of_another_language(word: str) -> bool:
     """Only lists of languages other than English know the word ("umbiegen", "zeitstempel")."""
     return zipf_frequency(word, "en") == 0 and any(zipf_frequency(word, lang) > 0 for lang in LANGUAGES[1:])
@@ -292,7 +299,8 @@ class Vocabulary:
                     continue
                 if self.knows(word):
                     key_terms[word] = None
-                    continue
+                    if self.uses(word) or not _a_word_of_its_own(word):
+                        continue  # a docs word, an inflection of one, or a typo of one
                 if "/" in raw and len(word) <= 3:
                     continue  # one half of an abbreviation pair: "lat/lon", "pub/sub", "r/w"
                 zipf = ordinary_zipf(word)

@@ -14,6 +14,7 @@ from core.retrieval import (
     dedupe,
     fuse,
     keep_first_pages,
+    keep_page_within,
     latin_words,
 )
 from core.service import RagService, open_service
@@ -180,6 +181,19 @@ def test_the_expanded_search_only_fills_the_places_after_the_first_pages() -> No
     merged = keep_first_pages(own, expanded, 2)
     # p and q keep their places; s and t come next, then the other passages of p by their score
     assert [h.chunk.id for h in merged] == ["1", "2", "9", "6", "5", "4"]
+
+
+def test_the_page_of_the_best_bm25_passage_is_kept_among_the_first_pages() -> None:
+    pages = [("1", "a"), ("2", "b"), ("3", "a"), ("4", "c"), ("5", "d"), ("6", "e"), ("7", "d")]
+    hits = [Hit(_chunk(i, f"{p}#{i}", i, page=p), 1.0) for i, p in pages]
+    ids = lambda found: [h.chunk.id for h in found]  # noqa: E731
+    # pages a, b, c, d, then e: the 5th page, already in place
+    assert ids(keep_page_within(hits, "e.md", 5)) == ids(hits)
+    # with room for three pages, d's best hit moves up to the third page's (c's) place
+    assert ids(keep_page_within(hits, "d.md", 3)) == ["1", "2", "3", "5", "4", "6", "7"]
+    assert ids(keep_page_within(hits, "b.md", 1)) == ["2", "1", "3", "4", "5", "6", "7"]
+    assert ids(keep_page_within(hits, None, 3)) == ids(hits)
+    assert ids(keep_page_within(hits, "gone.md", 3)) == ids(hits)
 
 
 def test_dedupe_keeps_best_per_section_and_per_identical_text() -> None:

@@ -114,6 +114,16 @@ def test_an_unknown_name_the_question_asks_about_is_not_context(vocab: Vocabular
     assert term.word == "podman" and not term.in_context
 
 
+def test_a_real_word_one_edit_from_a_docs_word_is_not_a_typo_of_it() -> None:
+    """A name is one edit from the docs' "consult" ("Consul"), but a word of its own: a name
+    mid-sentence stays unknown. Typos are no language's words, and still match ("equel")."""
+    docs = Vocabulary(["Milvus: consult the sizing tool. Ignition of the cluster. Equal weights."])
+    assert docs.unknown_terms("can milvus register its nodes in Consul for discovery?") == ["consul"]
+    assert docs.unknown_terms("are the weights equel?") == []
+    # still a key term for the support signal, as the gate was fitted
+    assert "consul" in docs.analyse("register nodes in Consul").key_terms
+
+
 def test_key_terms_are_the_docs_words_of_the_question(vocab: Vocabulary) -> None:
     terms = vocab.analyse("how do I configure the HNSW timezone with podman?")
     assert set(terms.key_terms) == {"configure", "hnsw", "timezone"}
