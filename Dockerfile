@@ -18,7 +18,8 @@ ARG TORCH_SPEC=torch==2.13.0
 # Optional extras: local-llm (compiles llama.cpp), demo-model (the offline LLM, Qwen2.5-Coder-1.5B;
 # demo-model-small: the 0.5B one).
 ARG EXTRAS=
-# llama.cpp built for any AVX2 CPU, not -march=native (the image runs on other hosts than the build's)
+# llama.cpp built for any AVX2 CPU, not -march=native or scripts/llama_cpu_flags.sh (the image runs
+# on other hosts than the one that built it)
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
 RUN if [ -n "$EXTRAS" ]; then \

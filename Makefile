@@ -8,12 +8,13 @@ PIP   := $(VENV)/bin/pip
 # The CPU wheel of torch. A plain `torch` resolved by pip pulls a multi-GB CUDA build; GPU users:
 #   make install TORCH_SPEC="torch"   (or any spec/extra index you prefer)
 TORCH_SPEC ?= torch==2.13.0
-# llama-cpp-python compiles from source (~6 min on 2 cores). A portable x86-64 build (AVX2), not
-# -march=native: a native build died with "Illegal instruction" on its first answer on a VM whose CPU
-# advertises AVX-512/AMX extensions it does not run. Built without pip's wheel cache, so that a
-# native wheel cached by an earlier install is never reused.
+# llama-cpp-python compiles from source (~6 min on 2 cores), for the instruction sets this CPU runs,
+# not -march=native: scripts/llama_cpu_flags.sh gives the portable AVX2 set plus the AVX-512
+# extensions a test program ran here (prompts read 1.6x faster with them), never AMX. A native build
+# died with "invalid opcode" (AMX `tilezero`) on its first answer on a VM whose CPU advertises AMX.
+# Built without pip's wheel cache, so that a wheel built for another CPU is never reused.
 LLAMA_SPEC       ?= llama-cpp-python[server]>=0.3.16
-LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+LLAMA_CMAKE_ARGS ?= $(shell sh scripts/llama_cpu_flags.sh)
 LLAMA_INSTALL     = CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q --no-cache-dir "$(LLAMA_SPEC)"
 QUESTIONS  ?= ../shared/eval/dev_questions.jsonl
 

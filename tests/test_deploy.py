@@ -186,3 +186,41 @@ def test_dockerfile_is_multi_stage_non_root_with_a_healthcheck() -> None:
     assert "HF_HOME=/models" in runtime
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".env", ".venv", "data", ".git"} <= set(ignored)
+
+
+FLAGS_SCRIPT = ROOT / "scripts" / "llama_cpu_flags.sh"
+
+
+def _llama_flags(**env: str) -> set[str]:
+    done = subprocess.run(
+        ["sh", str(FLAGS_SCRIPT)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", **env},
+    )
+    assert done.returncode == 0, done.stderr
+    return set(done.stdout.split())
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler to try the CPU's instructions with")
+def test_llama_cpp_is_built_for_what_this_cpu_runs_and_never_for_amx() -> None:
+    flags = _llama_flags()
+    assert {"-DGGML_NATIVE=OFF", "-DLLAVA_BUILD=OFF"} <= flags
+    assert not any("AMX" in flag for flag in flags)
+    # an AVX-512 extension only on top of AVX-512 itself, which needs AVX2
+    if any(flag.startswith("-DGGML_AVX512_") for flag in flags):
+        assert {"-DGGML_AVX512=ON", "-DGGML_AVX2=ON"} <= flags
+    assert "$(shell sh scripts/llama_cpu_flags.sh)" in (ROOT / "Makefile").read_text()
+
+
+def test_llama_cpp_flags_stay_portable_without_a_compiler_to_try_with() -> None:
+    flags = _llama_flags(CC="no-such-compiler")
+    assert flags == {
+        "-DLLAVA_BUILD=OFF",
+        "-DGGML_NATIVE=OFF",
+        "-DGGML_AVX=ON",
+        "-DGGML_AVX2=ON",
+        "-DGGML_FMA=ON",
+        "-DGGML_F16C=ON",
+    }
