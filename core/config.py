@@ -111,7 +111,8 @@ class Settings(BaseSettings):
     scope_check: bool = Field(
         True,
         description="The LLM reads the best passages of a question the gate lets through with a "
-        "probability below SCOPE_CHECK_BELOW, and a NO declines it.",
+        "probability below SCOPE_CHECK_BELOW, or that asks whether Milvus has something, and a NO "
+        "declines it.",
     )
     scope_check_below: float = Field(
         0.6, ge=0.0, le=1.0, description="Gate probability below which the LLM checks the scope."

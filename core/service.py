@@ -51,7 +51,7 @@ from core.prompting import (
 )
 from core.retrieval import RetrievalConfig, Retriever
 from core.runlog import IndexRun, RunLog
-from core.scope_check import passages_cover
+from core.scope_check import asks_whether_supported, passages_cover
 from core.sources import BUNDLED, SnapshotSource, is_site_url, open_source
 from core.store import ChunkStore
 from core.translation import needs_translation, to_english
@@ -186,7 +186,7 @@ class RagService:
                 retrieval = dataclasses.replace(await self.search(english, k), translated_from=query)
         if retrieval is None:
             retrieval = await self.search(query, k)
-        if check_scope and self._needs_scope_check(self.decide(retrieval)):
+        if check_scope and self._needs_scope_check(self.decide(retrieval), retrieval):
             retrieval = await self._with_scope_verdict(retrieval)
         if llm is None or not (expand and settings.expand_questions):
             return retrieval
@@ -400,12 +400,13 @@ class RagService:
 
     async def judge(self, retrieval: Retrieval, *, check_scope: bool = True) -> Decision:
         """`decide`, then, when the gate lets the question through but is unsure (probability
-        below SCOPE_CHECK_BELOW) and there is an LLM, its scope check (`core.scope_check`; the
+        below SCOPE_CHECK_BELOW) or the question asks whether Milvus has something, and there is
+        an LLM, its scope check (`core.scope_check`; the
         verdict `retrieve` already got, else asked now): a NO declines the question.
         `check_scope=False` turns the check off on top of the settings (`eval` measures the gate
         alone by default)."""
         decision = self.decide(retrieval)
-        if not (check_scope and self._needs_scope_check(decision)):
+        if not (check_scope and self._needs_scope_check(decision, retrieval)):
             return decision
         if not retrieval.scope_checked:
             retrieval = await self._with_scope_verdict(retrieval)
@@ -414,13 +415,13 @@ class RagService:
         reason = f"{decision.reason}; scope check: the LLM found the passages do not describe it"
         return dataclasses.replace(decision, covered=False, reason=reason, by="scope_check")
 
-    def _needs_scope_check(self, decision: Decision) -> bool:
+    def _needs_scope_check(self, decision: Decision, retrieval: Retrieval) -> bool:
         settings = self.settings
         return (
             self.llm is not None
             and settings.scope_check
             and decision.covered
-            and decision.probability < settings.scope_check_below
+            and (decision.probability < settings.scope_check_below or asks_whether_supported(retrieval.query))
         )
 
     async def _with_scope_verdict(self, retrieval: Retrieval) -> Retrieval:

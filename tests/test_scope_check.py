@@ -3,9 +3,11 @@ faithful fake OpenAI-compatible server."""
 
 from __future__ import annotations
 
+import pytest
+
 from core.generation import OpenAIChatLLM
 from core.models import Outcome
-from core.scope_check import PASSAGE_CHARS, PASSAGES, check_messages, verdict
+from core.scope_check import PASSAGE_CHARS, PASSAGES, asks_whether_supported, check_messages, verdict
 from core.service import RagService
 
 from .fakes.llm_server import FakeLLM
@@ -76,6 +78,42 @@ async def test_a_confident_gate_or_a_declined_question_asks_nothing(
     off = _service(indexed_service, fake_llm.base_url, scope_check=False)
     assert (await off.judge(retrieval)).covered
     assert fake_llm.requests == []
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "does milvus support sql joins between two collections?",
+        "Does Milvus have triggers?",
+        "can i run cypher queries against milvus like in neo4j?",
+        "is there a swift sdk for ios?",
+        "any way to get typo tolerant matching?",
+        "grouping search gives 1 hit per doc, i want 3. possible?",
+    ],
+)
+def test_questions_whether_milvus_has_something_are_feature_questions(question: str) -> None:
+    assert asks_whether_supported(question)
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["what does M control in an HNSW index?", "how do i pick HNSW M?", "max dim of a float vector?"],
+)
+def test_other_questions_are_not_feature_questions(question: str) -> None:
+    assert not asks_whether_supported(question)
+
+
+async def test_a_feature_question_is_checked_however_sure_the_gate_is(
+    indexed_service: RagService, fake_llm: FakeLLM
+) -> None:
+    """A confident gate does not spare a question whether Milvus has something: that is where an
+    answer would invent a "yes"."""
+    fake_llm.scope = "NO"
+    service = _service(indexed_service, fake_llm.base_url, scope_check_below=0.0)
+    question = "does milvus support the M parameter in an HNSW index?"
+    decision = await service.judge(await service.retrieve(question))
+    assert decision.by == "scope_check" and not decision.covered
+    assert len(_checks(fake_llm)) == 1
 
 
 async def test_a_slow_failing_or_unclear_check_keeps_the_gates_decision(
