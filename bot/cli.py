@@ -587,7 +587,8 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--check-scope",
         action="store_true",
-        help="let the LLM check the scope of questions the gate is unsure about, as answers do",
+        help="let the LLM check the scope of questions the gate is unsure about and of questions "
+        "whether Milvus has something, as answers do",
     )
     ev.add_argument(
         "--details",
