@@ -12,8 +12,8 @@ and questions whether Milvus has something ("does milvus support X?", "is there 
 milvus X?": `asks_whether_supported`) whatever their probability: most covered questions are far
 above the band and never wait for the check, and a small model's "no" is sometimes wrong, but a
 feature question the docs don't cover is where an answer invents a "yes" ("Yes, Milvus supports
-SQL joins"). On the 78 such questions of the labelled sets that the gate passed with P >= 0.6,
-the 1.5B demo model said NO to 5 of 14 out of scope and 1 of 64 in scope.
+SQL joins"). On the 65 such questions of the labelled sets that the gate passed with P >= 0.6,
+the 1.5B demo model said NO to 5 of 13 out of scope and 1 of 52 in scope.
 
 The check reads the question's own search, before the query expansion
 (`RagService.retrieve`), so a declined question is not expanded, and the verdict travels with
