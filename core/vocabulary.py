@@ -297,9 +297,10 @@ class Vocabulary:
                 word = part.lower()
                 if not _is_candidate(word) or word in unknown:
                     continue
-                if self.knows(word):
+                inflects = self._inflects(word)
+                if inflects or self._near_miss(word):
                     key_terms[word] = None
-                    if self.uses(word) or not _a_word_of_its_own(word):
+                    if inflects or not _a_word_of_its_own(word):
                         continue  # a docs word, an inflection of one, or a typo of one
                 if "/" in raw and len(word) <= 3:
                     continue  # one half of an abbreviation pair: "lat/lon", "pub/sub", "r/w"
@@ -322,6 +323,10 @@ class Vocabulary:
 
     def knows(self, word: str) -> bool:
         """The docs use the word, an inflection of it, or a word one or two typos away."""
+        return self._inflects(word) or self._near_miss(word)
+
+    def _inflects(self, word: str) -> bool:
+        """The docs use the word or an inflection of it."""
         if word in self._df:
             return True
         for ending in _ENDINGS:  # an inflection of a docs word: its stem starts a docs word
@@ -330,9 +335,11 @@ class Vocabulary:
                 i = bisect.bisect_left(self._sorted, base)
                 if i < len(self._sorted) and self._sorted[i].startswith(base):
                     return True
-        return len(word) >= 4 and self._near_miss(word)
+        return False
 
     def _near_miss(self, word: str) -> bool:
+        if len(word) < 4:
+            return False
         allowed = 1 if len(word) < 8 else 2
         near = [
             w for n in range(len(word) - allowed, len(word) + allowed + 1) for w in self._by_length.get(n, [])
