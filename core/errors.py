@@ -135,6 +135,16 @@ class LLMTimeoutError(LLMError):
     )
 
 
+class LLMLengthLimitError(LLMError):
+    """The model stopped at LLM_MAX_TOKENS (finish reason "length"): the text so far is complete
+    up to there, but its last sentence may be cut. The service keeps the answer up to its last
+    whole sentence and says it was cut; a side task keeps what it got."""
+
+    user_message = "The answer was longer than the language model's length limit."
+    code = "llm_length_limit"
+    cut_off_message = "(The answer stops here: it reached its length limit. The sources below have the rest.)"
+
+
 class LLMStreamBrokenError(LLMError):
     """The LLM server broke the connection (or ended the stream) in the middle of an answer."""
 

@@ -6,7 +6,8 @@ waits longer than LLM_QUEUE_TIMEOUT for a slot gets `LLMBusyError` instead of qu
 
 LLM_TIMEOUT is a deadline for the whole answer, first byte to last (retries included): a server
 that trickles one token every few seconds is cut off there with `LLMTimeoutError`. A stream that
-breaks midway (connection dropped, or ended without a finish reason) is `LLMStreamBrokenError`.
+breaks midway (connection dropped, or ended without a finish reason) is `LLMStreamBrokenError`;
+one that ends at `max_tokens` (finish reason "length") raises `LLMLengthLimitError` after its text.
 Every failure is an `LLMError` (core/errors.py); the service turns it into one honest sentence.
 """
 
@@ -21,9 +22,17 @@ import openai
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
-from core.errors import LLMBusyError, LLMError, LLMStreamBrokenError, LLMTimeoutError
+from core.errors import LLMBusyError, LLMError, LLMLengthLimitError, LLMStreamBrokenError, LLMTimeoutError
 
-__all__ = ["ChatLLM", "LLMBusyError", "LLMError", "LLMStreamBrokenError", "LLMTimeoutError", "OpenAIChatLLM"]
+__all__ = [
+    "ChatLLM",
+    "LLMBusyError",
+    "LLMError",
+    "LLMLengthLimitError",
+    "LLMStreamBrokenError",
+    "LLMTimeoutError",
+    "OpenAIChatLLM",
+]
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +68,14 @@ async def side_reply(
     """The whole reply to a small task beside the answer (translating the question, naming its
     docs terms, checking its scope) within `seconds`; None when the LLM fails or is slow, logged
     as `task` (the caller goes on without it). `temperature`/`max_tokens` override the client's."""
+    parts: list[str] = []
     try:
         async with asyncio.timeout(seconds):
-            reply = llm.stream(messages, temperature=temperature, max_tokens=max_tokens)
-            return "".join([delta async for delta in reply])
+            async for delta in llm.stream(messages, temperature=temperature, max_tokens=max_tokens):
+                parts.append(delta)
+            return "".join(parts)
+    except LLMLengthLimitError:
+        return "".join(parts)  # a short reply asked for with a small max_tokens: what came is it
     except (LLMError, TimeoutError) as exc:
         log.warning("%s failed: %s", task, exc or "timed out")
         return None
@@ -120,7 +133,7 @@ class OpenAIChatLLM:
                     max_tokens=self.max_tokens if max_tokens is None else max_tokens,
                 ),
             )
-            finished = False
+            finish_reason: str | None = None
             try:
                 while True:
                     try:
@@ -129,14 +142,16 @@ class OpenAIChatLLM:
                         break
                     if not event.choices:
                         continue
-                    finished = finished or event.choices[0].finish_reason is not None
+                    finish_reason = finish_reason or event.choices[0].finish_reason
                     if event.choices[0].delta.content:
                         received += 1
                         yield event.choices[0].delta.content
             finally:
                 await response.close()
-            if not finished:
+            if finish_reason is None:
                 raise LLMStreamBrokenError(f"LLM at {self.base_url} ended the stream without a finish reason")
+            if finish_reason == "length":
+                raise LLMLengthLimitError(f"LLM at {self.base_url} stopped at max_tokens ({received} deltas)")
         except TimeoutError:
             raise LLMTimeoutError(
                 f"LLM at {self.base_url} did not finish within {self.timeout:g} s ({received} deltas)"

@@ -264,6 +264,20 @@ def word_share(text: str, hits: Sequence[Hit]) -> float | None:
     return len(mine & theirs) / len(mine)
 
 
+_SENTENCE_END = re.compile(r"[.!?\u3002\uff01\uff1f](?:\s?\[\d{1,2}\])*(?=\s|$)|\n")
+
+
+def whole_sentences(text: str) -> str:
+    """`text` cut after its last complete sentence or line (an answer that hit the length limit
+    stops mid-sentence); a code block left open is closed. Text with no sentence end at all is
+    kept, with an ellipsis."""
+    ends = [match.end() for match in _SENTENCE_END.finditer(text.rstrip())]
+    kept = text[: ends[-1]].rstrip() if ends else text.rstrip() + "\u2026"
+    if kept.count("```") % 2:
+        kept += "\n```"
+    return kept
+
+
 def says_not_covered(text: str) -> bool:
     """The model declined: its first sentence says the sources don't answer the question, and the
     reply is short (at most `_DECLINE_MAX_CHARS`) or cites nothing. A long, cited reply ("The docs

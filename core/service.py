@@ -32,7 +32,7 @@ from core.errors import (
 from core.expansion import docs_terms
 from core.fingerprint import reader_differences
 from core.gate import Decision, Gate, GateModel
-from core.generation import ChatLLM, LLMBusyError, LLMError, OpenAIChatLLM
+from core.generation import ChatLLM, LLMBusyError, LLMError, LLMLengthLimitError, OpenAIChatLLM
 from core.indexer import Indexer
 from core.links import LinkPolicy
 from core.models import Answer, Outcome, Retrieval, Source
@@ -48,6 +48,7 @@ from core.prompting import (
     is_small_talk,
     says_not_covered,
     search_query,
+    whole_sentences,
 )
 from core.retrieval import RetrievalConfig, Retriever
 from core.runlog import IndexRun, RunLog
@@ -321,11 +322,17 @@ class RagService:
         policy = LinkPolicy(self.settings.docs_public_base_url, [hit.chunk.text for hit in retrieval.hits])
         cleaner = policy.stream()
         parts: list[str] = []
+        cut_note = ""
         try:
             async for delta in self.llm.stream(build_messages(question, retrieval.hits, history)):
                 parts.append(delta)
                 if shown := cleaner.feed(delta):
                     yield shown
+        except LLMLengthLimitError as exc:
+            # a whole answer up to LLM_MAX_TOKENS: keep its complete sentences, say it was cut
+            log.warning("answer cut: %s", exc)
+            parts = [whole_sentences("".join(parts))]
+            cut_note = exc.cut_off_message
         except LLMBusyError as exc:
             log.warning("LLM busy: %s", exc)
             yield Answer(
@@ -386,6 +393,8 @@ class RagService:
                 declined_by="grounding",
             )
             return
+        if cut_note:
+            text = f"{text}\n\n{cut_note}"
         yield Answer(
             text=text, outcome=Outcome.ANSWERED, sources=sources, retrieval=retrieval, citations=citations
         )

@@ -189,6 +189,25 @@ async def test_a_stream_dropped_midway_ends_with_an_error_outcome_and_sources(
     assert answer.sources and answer.sources[0].url.startswith("https://milvus.io/docs/")
 
 
+async def test_an_answer_cut_at_the_token_limit_keeps_its_whole_sentences_and_says_so(
+    indexed_service: RagService, fake_llm: FakeLLM
+) -> None:
+    fake_llm.answer = (
+        "HNSW's M sets the maximum number of edges per node [1]. A larger M gives higher recall "
+        "and uses more memory [1]. For most collections the AUTOINDEX option is"
+    )
+    service = _service(indexed_service, fake_llm.base_url, max_tokens=25)
+    answer = await service.ask("what does M control in an HNSW index?")
+    assert fake_llm.requests[-1]["max_tokens"] == 25
+    assert answer.outcome == "answered" and answer.error is None
+    assert answer.text == (
+        "HNSW's M sets the maximum number of edges per node [1]. A larger M gives higher recall "
+        "and uses more memory [1].\n\n(The answer stops here: it reached its length limit. "
+        "The sources below have the rest.)"
+    )
+    assert [s.page_id for s in answer.sources] == ["hnsw.md"]
+
+
 async def test_only_docs_links_leave_the_bot_and_mentions_are_defused(
     indexed_service: RagService, fake_llm: FakeLLM
 ) -> None:

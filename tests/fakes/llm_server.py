@@ -4,8 +4,9 @@ Speaks `POST /v1/chat/completions` with `stream: true` as Server-Sent Events (`d
 lines, then `data: [DONE]`), like vLLM. A translation request (core.translation's prompt) gets
 `translation`, a query expansion `terms`, a scope check `scope`, every other request `answer`.
 Behaviour is switched per test: answer text, delay before the first token, delay between tokens
-(a trickle), HTTP status, never answering, or dropping the connection mid-stream. Every request
-body is recorded.
+(a trickle), HTTP status, never answering, or dropping the connection mid-stream. A word is a
+token: a reply longer than the request's `max_tokens` stops there with finish reason "length",
+as vLLM's does. Every request body is recorded.
 """
 
 from __future__ import annotations
@@ -73,7 +74,9 @@ class FakeLLM:
             reply = self.scope
         else:
             reply = self.answer
-        for i, word in enumerate(reply.split(" ")):
+        words = reply.split(" ")
+        limit = body.get("max_tokens") or len(words)
+        for i, word in enumerate(words[:limit]):
             if i and self.token_delay:
                 await asyncio.sleep(self.token_delay)
             delta = {"content": word if i == 0 else " " + word}
@@ -91,12 +94,13 @@ class FakeLLM:
                 assert request.transport is not None
                 request.transport.close()  # no terminating chunk: the client sees a broken body
                 return response
+        finish_reason = "length" if len(words) > limit else "stop"
         done = {
             "id": "chatcmpl-fake",
             "object": "chat.completion.chunk",
             "created": created,
             "model": body.get("model", "fake"),
-            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "delta": {}, "finish_reason": finish_reason}],
         }
         await response.write(f"data: {json.dumps(done)}\n\n".encode())
         await response.write(b"data: [DONE]\n\n")
