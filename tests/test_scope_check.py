@@ -58,6 +58,14 @@ async def test_a_no_declines_an_unsure_question_without_generating_an_answer(
     assert request["temperature"] == 0 and request["max_tokens"] == 3  # a verdict, not a sample
 
 
+async def test_a_verdict_cut_at_its_token_limit_still_counts(
+    indexed_service: RagService, fake_llm: FakeLLM
+) -> None:
+    fake_llm.scope = "NO. The excerpts only share words with the message."  # stops at 3 tokens
+    answer = await _service(indexed_service, fake_llm.base_url).ask(QUESTION)
+    assert answer.outcome == Outcome.NOT_COVERED and answer.declined_by == "scope_check"
+
+
 async def test_a_yes_lets_the_answer_through(indexed_service: RagService, fake_llm: FakeLLM) -> None:
     answer = await _service(indexed_service, fake_llm.base_url).ask(QUESTION)
     assert answer.outcome == Outcome.ANSWERED and len(_checks(fake_llm)) == 1
