@@ -139,6 +139,10 @@ def server_command(model: Path, alias: str, base_url: str, threads: int, context
         "--n_ctx", str(context),
         "--n_threads", str(threads),
         "--n_threads_batch", str(threads),
+        # llama-cpp-python's default cuts the answer in flight short (a stream that ends without
+        # a finish reason) whenever another request arrives: two users asking at once, or a side
+        # task after a timed-out one. Queue them instead; LLM_CONCURRENCY bounds the queue.
+        "--interrupt_requests", "False",
     ]  # fmt: skip
 
 

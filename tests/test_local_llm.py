@@ -5,6 +5,7 @@ path shared with vLLM), not answer quality."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from core import vllm_engine
-from core.errors import DocsBotError, EngineUnavailableError
+from core.errors import DocsBotError, EngineUnavailableError, LLMLengthLimitError
 from core.generation import OpenAIChatLLM
 from core.local_llm import (
     PACKAGED_MODELS,
@@ -77,6 +78,34 @@ async def test_answer_streams_from_a_real_llama_cpp_server(
     assert final.sources, "cited sources, or the top ones when the model cites none"
     urls = {h.chunk.url for h in final.retrieval.hits} if final.retrieval else set()
     assert all(s.url in urls for s in final.sources)
+
+
+async def _drain(parts: AsyncIterator[str]) -> list[str]:
+    """The rest of a stream; reaching max_tokens is a proper end (finish reason "length")."""
+    collected: list[str] = []
+    with contextlib.suppress(LLMLengthLimitError):
+        async for part in parts:
+            collected.append(part)
+    return collected
+
+
+async def test_a_second_request_waits_instead_of_cutting_the_first_one_short(local_llm: str) -> None:
+    """Two users asking at once: llama-cpp-python's default ends the stream in flight without a
+    finish reason as soon as another request arrives (the first user gets an error). The server
+    is started to queue them instead."""
+    messages = [{"role": "user", "content": "Count from 1 to 100, separated by commas."}]
+    first_llm = OpenAIChatLLM(local_llm, "smollm2", max_tokens=128, timeout=120, temperature=0.0)
+    second_llm = OpenAIChatLLM(local_llm, "smollm2", max_tokens=8, timeout=120)
+    try:
+        first = first_llm.stream(messages)
+        head = [await anext(first)]  # the first answer is streaming now
+        second = await _drain(second_llm.stream(messages))
+        rest = await _drain(first)  # LLMError ("without a finish reason") when the server cut it
+    finally:
+        await first_llm.close()
+        await second_llm.close()
+    assert second
+    assert len(head + rest) > 8, "the first answer went on after the second request"
 
 
 def test_server_binds_only_to_loopback(tmp_path: Path) -> None:
