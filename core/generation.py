@@ -77,7 +77,7 @@ async def side_reply(
     except LLMLengthLimitError:
         return "".join(parts)  # a short reply asked for with a small max_tokens: what came is it
     except (LLMError, TimeoutError) as exc:
-        log.warning("%s failed: %s", task, exc or "timed out")
+        log.warning("%s failed: %s", task, str(exc) or f"no reply within {seconds:g} s")
         return None
 
 

@@ -69,6 +69,8 @@ _OUTPUT_FIELDS = ["id", "page_id", "title", "heading", "url", "text", "search_te
 _WRITE_BATCH = 512
 _QUERY_WINDOW = 16_384  # Milvus's cap on offset + limit of one query
 _FINGERPRINT_PROPERTY = "docsbot.fingerprint"
+#: Milvus's error code for a search or query on a collection that is not loaded (released).
+_NOT_LOADED = 101
 
 
 def quote(value: str) -> str:
@@ -366,7 +368,16 @@ class ChunkStore:
 
     def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return method(*args, **kwargs)
+            try:
+                return method(*args, **kwargs)
+            except MilvusException as exc:
+                if exc.code != _NOT_LOADED:
+                    raise
+                # released under the bot (an operator's release in Attu or the CLI): every search
+                # would fail until someone loads it again, so load it and try once more
+                log.warning("collection %s is not loaded (%s); loading it again", self.collection, exc)
+                self.client.load_collection(self.collection)
+                return method(*args, **kwargs)
         except MilvusException as exc:
             raise StoreError(
                 f"Milvus {getattr(method, '__name__', 'call')} on {self.collection} failed: {exc}"

@@ -60,7 +60,8 @@ def usable_translation(original: str, reply: str) -> str | None:
 async def to_english(llm: ChatLLM, text: str, seconds: float) -> str | None:
     """The English translation of `text` for searching, or None (see the module docstring)."""
     task = "translation for the search (searching the original text)"
-    if (reply := await side_reply(llm, translation_messages(text), seconds, task)) is None:
+    # the same translation every time: what is searched should not vary between askings
+    if (reply := await side_reply(llm, translation_messages(text), seconds, task, temperature=0.0)) is None:
         return None
     english = usable_translation(text, reply)
     if english is None:

@@ -47,6 +47,7 @@ async def test_the_terms_fill_the_places_after_the_questions_own_first_pages(
     expanded = await _service(indexed_service, fake_llm.base_url).retrieve(QUESTION, 5)
     (request,) = fake_llm.requests
     assert request["messages"][-1]["content"] == f"<message>\n{QUESTION}\n</message>"
+    assert request["temperature"] == 0  # the same terms every time the question is asked
     assert expanded.expanded_with == REPLICA_TERMS
     own_pages = [hit.chunk.page_id for hit in own.hits]
     pages = [hit.chunk.page_id for hit in expanded.hits]
@@ -63,11 +64,12 @@ async def test_a_declined_question_costs_no_request(indexed_service: RagService,
 
 
 async def test_a_slow_or_failing_llm_leaves_the_plain_search(
-    indexed_service: RagService, fake_llm: FakeLLM
+    indexed_service: RagService, fake_llm: FakeLLM, caplog: pytest.LogCaptureFixture
 ) -> None:
     own = [hit.chunk.id for hit in (await indexed_service.search(QUESTION)).hits]
     fake_llm.delay = 2.0
     slow = await _service(indexed_service, fake_llm.base_url, expand_timeout=0.5).retrieve(QUESTION)
+    assert "query expansion (searching the question alone) failed: no reply within 0.5 s" in caplog.text
     fake_llm.delay, fake_llm.status = 0.0, 500
     failed = await _service(indexed_service, fake_llm.base_url).retrieve(QUESTION)
     for retrieval in (slow, failed):

@@ -50,6 +50,21 @@ async def test_first_index_serves_through_an_alias_and_a_full_rebuild_switches_i
         assert (await service.search("what is knowhere?")).hits[0].chunk.page_id == "knowhere.md"
 
 
+async def test_a_collection_released_under_the_bot_is_loaded_again(
+    tmp_path: Path, counting_embedder: CountingEmbedder
+) -> None:
+    """An operator releases the collection (Attu, the CLI): the next search loads it again
+    instead of failing until someone notices."""
+    async with open_service(make_settings(tmp_path), embedder=counting_embedder, generation=False) as service:
+        assert (await service.index()).outcome == "ok"
+        assert (await service.search("what is knowhere?")).hits
+        live = service.store.live_collection()
+        assert live is not None
+        service.store.client.release_collection(live)
+        retrieval = await service.search("what is knowhere?")
+        assert retrieval.hits[0].chunk.page_id == "knowhere.md"
+
+
 async def test_a_failed_rebuild_leaves_the_old_index_serving_and_drops_the_half_built_one(
     tmp_path: Path, counting_embedder: CountingEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -72,6 +72,7 @@ async def test_a_spanish_question_is_searched_in_english_and_answered_for_the_or
     answer = await service.ask(SPANISH)
     translate, generate = fake_llm.requests
     assert translate["messages"][-1]["content"] == f"<message>\n{SPANISH}\n</message>"
+    assert translate["temperature"] == 0 and generate["temperature"] == 0.2  # a translation, not a sample
     assert answer.outcome == "answered" and answer.sources[0].page_id == "hnsw.md"
     assert answer.retrieval is not None and answer.retrieval.translated_from == SPANISH
     assert answer.retrieval.query == fake_llm.translation
