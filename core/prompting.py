@@ -148,15 +148,19 @@ _CODE_BLOCK = re.compile(r"```.*?(?:```|\Z)", re.S)
 _NUMBER = re.compile(r"\d[\d,.]*\d|\d")
 _IDENTIFIER = re.compile(r"\b[A-Za-z][A-Za-z0-9]*(?:[._][A-Za-z0-9]+)+\b|\b[a-z]+[A-Z][A-Za-z0-9]*\b")
 _LONG_WORD = re.compile(r"\b[a-z]{7,}\b")
+#: A value range as the docs write parameter ranges: "[5, 100]", "(0, 1]".
+_RANGE = re.compile(r"[\[(]\s*-?\d[\d,.]*\s*,\s*-?\d[\d,.]*\s*[\])]")
 #: A paragraph is attributed to a source when at least this many of its specifics (numbers,
 #: identifiers, long words) appear in it, and at least this share of them.
 _ATTRIBUTE_MIN, _ATTRIBUTE_SHARE = 2, 0.5
 
 
 def _strong_specifics(text: str) -> set[str]:
-    """Numbers (32,768 -> 32768) and identifiers (proxy.maxDimension, client_pem_path)."""
+    """Numbers (32,768 -> 32768), value ranges ("[5, 100]" -> "[5,100]": a range with a one-digit
+    end is as specific as a long number) and identifiers (proxy.maxDimension, client_pem_path)."""
     numbers = {n.replace(",", "") for n in _NUMBER.findall(text) if len(n) > 1}
-    return numbers | {i.lower() for i in _IDENTIFIER.findall(text)}
+    ranges = {"".join(r.split()) for r in _RANGE.findall(text)}
+    return numbers | ranges | {i.lower() for i in _IDENTIFIER.findall(text)}
 
 
 def _specifics(text: str) -> set[str]:

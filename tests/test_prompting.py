@@ -135,6 +135,15 @@ def test_attribute_cites_the_source_that_holds_a_paragraphs_specifics() -> None:
     assert cited.endswith("Hope this helps!")  # nothing specific: no citation
 
 
+def test_a_range_with_a_one_digit_end_counts_as_a_specific() -> None:
+    """The demo answer to "how do I pick HNSW M?" quoted the docs' range and cited nothing; with
+    only "100" to go on it was withdrawn as written from memory."""
+    hits = [_hit(1, "In most cases, we recommend you set a value within this range: [5, 100].")]
+    text = "The docs suggest a value within this range: [5, 100], depending on your data and requirements."
+    assert attribute(text, hits).endswith("requirements [1].")
+    assert grounded(text, hits)
+
+
 def test_attribute_needs_two_specifics_and_half_of_them() -> None:
     hits = [_hit(1, "default 30")]
     assert attribute("The value is 30.", hits) == "The value is 30."  # one specific only
