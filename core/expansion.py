@@ -67,8 +67,7 @@ def usable_terms(reply: str) -> str | None:
 async def docs_terms(llm: ChatLLM, text: str, seconds: float) -> str | None:
     """The docs' terms for `text`, to search as well, or None (see the module docstring)."""
     task = "query expansion (searching the question alone)"
-    # the same terms for the same question every time: search terms, not a sample
-    if (reply := await side_reply(llm, expansion_messages(text), seconds, task, temperature=0.0)) is None:
+    if (reply := await side_reply(llm, expansion_messages(text), seconds, task)) is None:
         return None
     terms = usable_terms(reply)
     log.info("also searching the docs' terms %r (asked: %r)", terms, text[:200])

@@ -62,16 +62,17 @@ async def side_reply(
     seconds: float,
     task: str,
     *,
-    temperature: float | None = None,
     max_tokens: int | None = None,
 ) -> str | None:
     """The whole reply to a small task beside the answer (translating the question, naming its
     docs terms, checking its scope) within `seconds`; None when the LLM fails or is slow, logged
-    as `task` (the caller goes on without it). `temperature`/`max_tokens` override the client's."""
+    as `task` (the caller goes on without it). At temperature 0: the same reply to the same
+    question every time (what is searched and decided should not be a sample). `max_tokens`
+    overrides the client's."""
     parts: list[str] = []
     try:
         async with asyncio.timeout(seconds):
-            async for delta in llm.stream(messages, temperature=temperature, max_tokens=max_tokens):
+            async for delta in llm.stream(messages, temperature=0.0, max_tokens=max_tokens):
                 parts.append(delta)
             return "".join(parts)
     except LLMLengthLimitError:

@@ -101,8 +101,8 @@ async def passages_cover(llm: ChatLLM, question: str, hits: Sequence[Hit], secon
     failed, was slow or said neither yes nor no (see the module docstring)."""
     task = "scope check (keeping the gate's decision)"
     messages = check_messages(question, hits)
-    # one word, the same every time: a verdict, not a sample
-    if (reply := await side_reply(llm, messages, seconds, task, temperature=0.0, max_tokens=3)) is None:
+    # one word (side_reply asks at temperature 0: a verdict, not a sample)
+    if (reply := await side_reply(llm, messages, seconds, task, max_tokens=3)) is None:
         return None
     result = verdict(reply)
     log.info("scope check: %r for %r", reply.strip()[:40], question[:200])

@@ -60,8 +60,7 @@ def usable_translation(original: str, reply: str) -> str | None:
 async def to_english(llm: ChatLLM, text: str, seconds: float) -> str | None:
     """The English translation of `text` for searching, or None (see the module docstring)."""
     task = "translation for the search (searching the original text)"
-    # the same translation every time: what is searched should not vary between askings
-    if (reply := await side_reply(llm, translation_messages(text), seconds, task, temperature=0.0)) is None:
+    if (reply := await side_reply(llm, translation_messages(text), seconds, task)) is None:
         return None
     english = usable_translation(text, reply)
     if english is None:
