@@ -8,6 +8,10 @@ BM25-indexed (`search_text`) is the heading path followed by the passage, which 
 Markdown table gets the table's header row back (`with_table_header`), so the rows of a split
 table still say what their columns are ("| Hybrid search | ... | Yes(Only RRFRanker) |" means
 nothing without "| | HNSW | ... | SPARSE_INVERTED_INDEX |").
+
+The search text reads a table the way a reader does (`searchable`): without the rule under its
+header row and the padding inside its cells. A passage of a table with padded columns spent much
+of the embedding model's word pieces on dashes and spaces ("| Field   | 64        |").
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from core.models import Chunk, Page
 
 #: Bump when a change here changes the chunks of an unchanged page: the index fingerprint
 #: (core.fingerprint) then differs and the next `docsbot index` rebuilds the collection.
-CHUNKER_VERSION = 2
+CHUNKER_VERSION = 3
 
 # Paragraphs, then fenced-code boundaries, then lines (table rows, code lines), then words.
 _SEPARATORS = ["\n\n", "\n```", "\n", " ", ""]
@@ -62,7 +66,7 @@ class Chunker:
                         heading=heading,
                         url=page.section_url(section.anchor),
                         text=piece,
-                        search_text=f"{heading}\n{piece}",
+                        search_text=f"{heading}\n{searchable(piece)}",
                         position=position,
                         page_hash=page.content_hash,
                     )
@@ -91,6 +95,21 @@ def with_table_header(piece: str, before: str, at: int | None = None) -> str:
             return f"{header}\n|{'---|' * len(cells)}\n{piece}"
         end = start - 1
     return piece
+
+
+def searchable(piece: str) -> str:
+    """The passage as it is embedded and BM25-indexed: table rows without their cell padding
+    ("| Field | 64 |") and without the rule lines under their headers."""
+    lines = []
+    for line in piece.split("\n"):
+        stripped = line.strip()
+        if stripped.startswith("|"):
+            if _TABLE_RULE.match(stripped):
+                continue
+            cells = [cell.strip() for cell in stripped.strip("|").split("|")]
+            line = "| " + " | ".join(cells) + " |"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def chunk_id(page_id: str, position: int, text: str) -> str:

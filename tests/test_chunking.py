@@ -1,7 +1,7 @@
 import itertools
 import re
 
-from core.chunking import Chunker, with_table_header
+from core.chunking import Chunker, searchable, with_table_header
 from core.sources import SnapshotSource
 from core.sources.markdown import parse_page
 
@@ -26,7 +26,7 @@ def test_chunks_respect_size_and_carry_their_citation() -> None:
             assert len(_without_restored_header(chunk.text)) <= 512
             assert chunk.page_id == page.id and chunk.title == page.title
             assert chunk.url.startswith(page.url)
-            assert chunk.search_text == f"{chunk.heading}\n{chunk.text}"
+            assert chunk.search_text == f"{chunk.heading}\n{searchable(chunk.text)}"
             assert chunk.heading.split(" > ")[0] == page.title
 
 
@@ -86,7 +86,7 @@ def test_a_chunk_starting_inside_a_table_gets_the_header_row_back() -> None:
         header, rule, first = chunk.text.split("\n")[:3]
         assert (header, rule) == ("| Parameter | Description | Default |", "|---|---|---|")
         assert first.startswith("| `param_") and first in rows.splitlines()
-        assert chunk.search_text == f"{chunk.heading}\n{chunk.text}"
+        assert chunk.search_text.split("\n")[1:3] == ["| Parameter | Description | Default |", first]
 
 
 def test_the_table_header_is_only_restored_inside_a_table() -> None:
@@ -95,3 +95,26 @@ def test_the_table_header_is_only_restored_inside_a_table() -> None:
     assert with_table_header("plain text", table) == "plain text"
     assert with_table_header("| 3 | 4 |", "prose before\n| no rule above |\n") == "| 3 | 4 |"
     assert with_table_header("| a | b |", "a paragraph\n\n") == "| a | b |"
+
+
+def test_the_search_text_reads_a_table_without_its_padding_and_rule() -> None:
+    table = (
+        "The limits:\n"
+        "| Resource     | Limit|\n"
+        "| ----------- | :---------: |\n"
+        "| Field   | 64        |\n"
+        "| `topk` (results per query)   | 16,384      |\n"
+        "Use `a | b` as before."
+    )
+    assert searchable(table) == (
+        "The limits:\n"
+        "| Resource | Limit |\n"
+        "| Field | 64 |\n"
+        "| `topk` (results per query) | 16,384 |\n"
+        "Use `a | b` as before."
+    )
+    page = parse_page(f"---\nid: l.md\ntitle: Limits\n---\n# Limits\n\n## Fields\n\n{table}\n", BASE)
+    assert page is not None
+    (chunk,) = Chunker(512, 51).chunk_page(page)
+    assert chunk.text == table  # what the LLM reads is the page's own text
+    assert chunk.search_text == "Limits > Fields\n" + searchable(table)
