@@ -49,11 +49,11 @@ _MENTION = re.compile(r"<@[^>]+>|@\w+")
 _GREETING = re.compile(
     r"^(?:(?:hi|hello|hey|heya|hiya|yo|howdy|greetings|good (?:morning|afternoon|evening)|dear)"
     r"(?:\s+(?:all|everyone|everybody|folks|guys|team|there|people|devs|milvus team|y'?all))?|"
-    r"quick question|question|sorry (?:if|for)[^,.!?]*|newbie here|noob question)\s*[,!.:;\-–—]*\s*",
+    r"quick question|question|sorry (?:if|for)[^,.!?]*|newbie here|noob question)\b\s*[,!.:;\-–—]*\s*",
     re.I,
 )
 _THANKS = re.compile(
-    r"\s*(?:thanks|thank you|thx|ty|cheers|tia|appreciate (?:it|any help))"
+    r"(?:^|(?<=\W))\s*(?:thanks|thank you|thx|ty|cheers|tia|appreciate (?:it|any help))"
     r"(?: (?:in advance|a lot|so much|all))?[\s.!]*$",
     re.I,
 )

@@ -106,6 +106,20 @@ def test_clean_query_drops_greetings_and_thanks_but_never_the_whole_question() -
     assert clean_query("hello") == "hello"
 
 
+def test_clean_query_strips_greetings_and_thanks_only_as_whole_words() -> None:
+    # "Hi" is not the start of "High", "Yo" not of "Your", "ty" not the end of "capacity"
+    for question in [
+        "High memory usage on query nodes",
+        "Your docs say M is 16, why?",
+        "Questions about HNSW",
+        "planning query node capacity",
+        "what is cosine similarity",
+        "You are the best, what is knowhere",
+    ]:
+        assert clean_query(question) == question
+    assert clean_query("yo, what is HNSW? ty") == "what is HNSW?"
+
+
 def test_pages_with_several_matching_passages_come_first() -> None:
     def hit(cid: str, page: str, score: float) -> Hit:
         return Hit(Chunk(cid, page, "P", "P", f"{page}#{cid}", cid, cid, 0, "h"), score)
