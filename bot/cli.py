@@ -207,7 +207,7 @@ def answer_json(answer: Answer) -> dict[str, Any]:
     """`docsbot ask --json`: one object. `cited` says whether the text cites the listed sources
     with [n] (False when they are only the nearest pages), and `citations` who put the [n] there:
     "model", "matched" (the model cited nothing; each paragraph cites the source its specifics
-    come from) or null; `declined_by` is "gate", "scope_check", "model", "grounding" or null;
+    come from) or null; `declined_by` is "gate", "scope_check", "model", "grounding", "meta_request" or null;
     `error` is null or a short code."""
     return {
         "answer": answer.text,

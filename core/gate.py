@@ -121,7 +121,9 @@ class Decision:
     threshold: float
     reason: str  # one line for the log and --details
     signals: dict[str, float]
-    by: str = "gate"  # "scope_check" when the LLM's scope check overruled the gate (core.scope_check)
+    # "scope_check" when the LLM's scope check overruled the gate (core.scope_check), "meta_request"
+    # for a message about the bot's own instructions (`RagService.decide`)
+    by: str = "gate"
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -45,6 +45,7 @@ from core.prompting import (
     conversation_of,
     finalize,
     has_citations,
+    is_meta_request,
     is_small_talk,
     says_not_covered,
     search_query,
@@ -67,6 +68,12 @@ SMALL_TALK = (
 COMMUNITY = (
     "For questions the docs don't answer, the Milvus community on GitHub Discussions and Discord can help."
 )
+META_REPLY = (
+    "I only answer questions about Milvus from its documentation, and my instructions stay as they "
+    "are. Try: how do I choose HNSW parameters?"
+)
+#: `Decision.by` / `Answer.declined_by` for a message about the bot's own instructions or persona
+META_REQUEST = "meta_request"
 UNGROUNDED = (
     "I couldn't find this in the Milvus docs: the draft answer cited none of the docs passages I "
     "found, and none of its statements could be matched to them, so I withdrew it. The closest "
@@ -285,6 +292,10 @@ class RagService:
         if is_small_talk(question):
             yield Answer(text=SMALL_TALK, outcome=Outcome.SMALL_TALK)
             return
+        if is_meta_request(question):
+            log.info("question declined: a request about the bot's own instructions or persona")
+            yield Answer(text=META_REPLY, outcome=Outcome.NOT_COVERED, declined_by=META_REQUEST)
+            return
         retrieval = await self.retrieve(search_query(question, history))
         nearest = _sources(retrieval, 3)
         decision = await self.judge(retrieval)
@@ -404,7 +415,12 @@ class RagService:
         await self.search("warm up")
 
     def decide(self, retrieval: Retrieval) -> Decision:
-        """The retrieval gate (`core.gate`): do the docs cover the question, and why (not)."""
+        """The retrieval gate (`core.gate`): do the docs cover the question, and why (not). A
+        message about the bot's own instructions or persona is declined before it (`stream` never
+        searches one; `eval` counts it as declined, as the user sees it)."""
+        if is_meta_request(retrieval.query):
+            reason = "a request about the bot's own instructions or persona, not a docs question"
+            return Decision(False, 0.0, self.gate.model.threshold, reason, {}, by=META_REQUEST)
         return self.gate.decide(retrieval)
 
     async def judge(self, retrieval: Retrieval, *, check_scope: bool = True) -> Decision:
