@@ -123,8 +123,35 @@ def bounded_history(history: Sequence[Turn]) -> list[Turn]:
     return [Turn(t.role, t.text[:_HISTORY_TURN_LIMIT], t.author) for t in list(history)[-_HISTORY_TURNS:]]
 
 
+#: A line that only lists sources ("Sources: [1][2]", "[1] Source: [2][3].", "**Quellen:**"):
+#: the model adds one despite rule 4, and the real list follows the answer anyway.
+_SOURCE_LIST_LINE = re.compile(
+    r"^\W*(?:\[\d{1,2}\]\W*)*(?:sources?|references?|citations?|quellen?|fuentes?|fontes?|r[ée]f[ée]rences?|"
+    r"来源|参考)?\W*(?:\[\d{1,2}\]\W*)*$",
+    re.I,
+)
+
+
+def without_source_list(text: str) -> str:
+    """`text` without the lines at its end that only list sources (`_SOURCE_LIST_LINE`); all of
+    `text` when that is all it has."""
+    lines = text.rstrip().split("\n")
+    while lines and _is_source_list(lines[-1]):
+        lines.pop()
+        while lines and not lines[-1].strip():
+            lines.pop()
+    return "\n".join(lines) or text
+
+
+def _is_source_list(line: str) -> bool:
+    labelled = re.search(r"\[\d{1,2}\]|\w", line) is not None  # a marker or a label, not "```"
+    return labelled and _SOURCE_LIST_LINE.match(line.strip()) is not None
+
+
 def finalize(text: str, hits: Sequence[Hit], fallback: int = 3) -> tuple[str, tuple[Source, ...]]:
-    """Drop citations of sources that don't exist; list the cited sources (or the top ones)."""
+    """Drop a closing list of sources (`without_source_list`) and citations of sources that
+    don't exist; list the cited sources (or the top ones)."""
+    text = without_source_list(text)
     valid = range(1, len(hits) + 1)
     cited: list[int] = []
 

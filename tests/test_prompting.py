@@ -77,6 +77,20 @@ def test_finalize_keeps_real_citations_and_lists_them() -> None:
     assert sources[1].url == "https://milvus.io/docs/p2.md#S"
 
 
+def test_finalize_drops_a_closing_list_of_sources_the_model_wrote() -> None:
+    hits = [_hit(i) for i in range(1, 4)]
+    for closing in [
+        "\n\n[1] Source: [2][3].",
+        "\nSources: [1], [2]",
+        "\n\n**Quellen:**\n",
+        "\n\nReferences:\n- [2]\n- [3]",
+    ]:
+        text, sources = finalize(f"Session is the default [1].{closing}", hits)
+        assert text == "Session is the default [1]." and [s.number for s in sources] == [1], closing
+    for kept in ["See [1] for details.", "Example:\n```\nx = 1\n```", "[2]"]:
+        assert finalize(kept, hits)[0] == kept
+
+
 def test_finalize_without_citations_lists_the_top_sources() -> None:
     text, sources = finalize("No citations here.", [_hit(i) for i in range(1, 6)])
     assert text == "No citations here." and [s.number for s in sources] == [1, 2, 3]
