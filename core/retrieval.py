@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -77,9 +78,21 @@ class RetrievalConfig:
     heading_weight: float = HEADING_WEIGHT
 
 
+def plain_text(text: str) -> str:
+    """The text as the models should read it: Unicode compatibility forms folded (NFKC: "ＨＮＳＷ"
+    and "𝐢𝐧𝐝𝐞𝐱" from fancy-text generators become "HNSW" and "index"), invisible format characters
+    (zero-width spaces, bidirectional overrides) and control characters other than line breaks
+    and tabs dropped. The embedding model and BM25 saw "𝐜𝐫𝐞𝐚𝐭𝐞 𝐚𝐧 𝐢𝐧𝐝𝐞𝐱" as unknown symbols."""
+    folded = unicodedata.normalize("NFKC", text)
+    return "".join(
+        ch for ch in folded if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co", "Cn")
+    )
+
+
 def clean_query(text: str) -> str:
-    """Drop chat mentions, leading greetings and trailing thanks, and collapse whitespace."""
-    query = " ".join(_MENTION.sub(" ", text).split())
+    """Drop chat mentions, leading greetings and trailing thanks, and collapse whitespace (of
+    the `plain_text`)."""
+    query = " ".join(_MENTION.sub(" ", plain_text(text)).split())
     while query:
         shorter = _THANKS.sub("", _GREETING.sub("", query, count=1)).strip()
         if not shorter or shorter == query:

@@ -51,7 +51,7 @@ from core.prompting import (
     search_query,
     whole_sentences,
 )
-from core.retrieval import RetrievalConfig, Retriever
+from core.retrieval import RetrievalConfig, Retriever, plain_text
 from core.runlog import IndexRun, RunLog
 from core.scope_check import asks_whether_supported, passages_cover
 from core.sources import BUNDLED, SnapshotSource, is_site_url, open_source
@@ -249,7 +249,7 @@ class RagService:
         started = time.perf_counter()
         answer: Answer | None = None
         try:
-            async for part in self._stream(question.strip(), conversation_of(history, asker)):
+            async for part in self._stream(plain_text(question).strip(), conversation_of(history, asker)):
                 if isinstance(part, Answer):
                     answer = part
                 else:

@@ -16,6 +16,7 @@ from core.retrieval import (
     keep_first_pages,
     keep_page_within,
     latin_words,
+    plain_text,
 )
 from core.service import RagService, open_service
 
@@ -118,6 +119,13 @@ def test_clean_query_strips_greetings_and_thanks_only_as_whole_words() -> None:
     ]:
         assert clean_query(question) == question
     assert clean_query("yo, what is HNSW? ty") == "what is HNSW?"
+
+
+def test_clean_query_reads_fancy_and_invisible_characters_as_plain_text() -> None:
+    assert clean_query("𝐡𝐨𝐰 𝐝𝐨 𝐈 𝐜𝐫𝐞𝐚𝐭𝐞 𝐚𝐧 𝐢𝐧𝐝𝐞𝐱") == "how do I create an index"  # mathematical bold
+    assert clean_query("ＨＮＳＷの M とは？") == "HNSWの M とは?"  # full-width forms
+    assert clean_query("how\u200b do\u200b I\x00 index\u202e?") == "how do I index?"
+    assert plain_text("line one\nline\ttwo 🙂") == "line one\nline\ttwo 🙂"
 
 
 def test_pages_with_several_matching_passages_come_first() -> None:
