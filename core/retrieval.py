@@ -12,6 +12,10 @@ passage is kept among the first `top_k` pages (`keep_page_within`): the fusion w
 and an exact match of the question's words ("force merge", "stop words") could fall to 6th-8th
 (eval tune split hit@5 0.872 -> 0.890: four questions gained, one lost; no other split moved).
 
+A docs page the question links to ("https://milvus.io/docs/hnsw.md says M is 2-2048, ...") is
+kept among the first two pages (`linked_pages`): the asker read it, and its passages are the
+context of the question whether or not the searches ranked it.
+
 A page also scores a bonus when the question is close to its title or one of its section headings
 (`Headings`): "how do I pick HNSW M?" is close to "HNSW > Index building params", which the
 passage under it never repeats in full. Measured on the labelled questions (README, Evaluation):
@@ -61,6 +65,9 @@ _THANKS = re.compile(
 #: Above this share of letters outside ASCII, a question is embedded by its Latin-script words.
 NON_LATIN_SHARE = 0.5
 _LATIN_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-/:%']*")
+#: A docs page the question links to is kept among its first pages (at most this many such links).
+LINKED_PAGE_WITHIN, MAX_LINKED_PAGES = 2, 2
+_URL = re.compile(r"https?://[^\s<>|()\[\]\"'`]+")
 #: Each further passage of a page adds this share of its score to the page's score.
 PAGE_DECAY = 0.3
 #: The heading bonus: this weight times how far the question's cosine to the page's closest
@@ -187,6 +194,8 @@ class Retriever:
         # which were fitted without this)
         best_bm25 = sparse[0].page_id if sparse else None
         ranked = keep_page_within(ranked, best_bm25, cfg.top_k)
+        for page_id in linked_pages(query):
+            ranked = await self._with_linked_page(ranked, page_id, search_vector)
         if expansion:
             extra_vector = await embed_query(self.embedder, expansion)
             extra_dense, extra_sparse = await self._lists(extra_vector, expansion)
@@ -204,6 +213,18 @@ class Retriever:
             expanded_with=expansion or "",
         )
 
+    async def _with_linked_page(self, ranked: list[Hit], page_id: str, vector: np.ndarray) -> list[Hit]:
+        """`ranked` with the best passage of a docs page the question links to among its first
+        `LINKED_PAGE_WITHIN` pages (added when the searches missed it; unchanged when the index
+        has no such page)."""
+        if not any(hit.chunk.page_id == page_id for hit in ranked):
+            found = await asyncio.to_thread(self.store.dense_search, vector, 1, page_id)
+            if not found:
+                return ranked
+            chunk, cosine = found[0]
+            ranked = [*ranked, Hit(chunk, 0.0, cosine)]
+        return keep_page_within(ranked, page_id, LINKED_PAGE_WITHIN)
+
     async def _lists(self, vector: np.ndarray, text: str) -> tuple[list[tuple[Chunk, float]], list[Chunk]]:
         """The dense and the BM25 candidates, searched side by side."""
         n = self.config.candidates
@@ -212,6 +233,19 @@ class Retriever:
             asyncio.to_thread(self.store.sparse_search, text, n),
         )
         return dense, sparse
+
+
+def linked_pages(query: str) -> list[str]:
+    """The page ids of the docs pages a question links to ("as https://milvus.io/docs/hnsw.md
+    says" -> ["hnsw.md"]), in order, at most `MAX_LINKED_PAGES`: any link whose last path
+    segment is a Markdown file name (versioned paths and GitHub links to the docs sources
+    included); the index decides whether such a page exists."""
+    found: dict[str, None] = {}
+    for url in _URL.findall(query):
+        name = re.split(r"[?#]", url, maxsplit=1)[0].rstrip("/").rsplit("/", 1)[-1]
+        if name.lower().endswith(".md") and len(name) > 3:
+            found[name] = None
+    return list(found)[:MAX_LINKED_PAGES]
 
 
 def latin_words(query: str) -> str | None:

@@ -67,6 +67,8 @@ _TEXT_MAX = 16_384
 _ANALYZER = {"tokenizer": "standard", "filter": ["lowercase"]}
 _OUTPUT_FIELDS = ["id", "page_id", "title", "heading", "url", "text", "search_text", "position", "page_hash"]
 _WRITE_BATCH = 512
+#: What a page id looks like (a docs file name), before it goes into a filter expression.
+_PAGE_ID = re.compile(r"[\w.\-]+\.md")
 _QUERY_WINDOW = 16_384  # Milvus's cap on offset + limit of one query
 _FINGERPRINT_PROPERTY = "docsbot.fingerprint"
 #: Milvus's error code for a search or query on a collection that is not loaded (released).
@@ -321,13 +323,19 @@ class ChunkStore:
         rows = self._call(self.client.query, self.collection, filter="", output_fields=["count(*)"])
         return int(rows[0]["count(*)"]) if rows else 0
 
-    def dense_search(self, vector: np.ndarray, limit: int) -> list[tuple[Chunk, float]]:
+    def dense_search(
+        self, vector: np.ndarray, limit: int, page_id: str | None = None
+    ) -> list[tuple[Chunk, float]]:
+        """The passages closest to `vector`, best first; only `page_id`'s when given."""
+        if page_id is not None and not _PAGE_ID.fullmatch(page_id):
+            raise ValueError(f"not a page id: {page_id!r}")
         result = self._call(
             self.client.search,
             self.collection,
             data=[vector.tolist()],
             anns_field="dense",
             limit=limit,
+            filter=f'page_id == "{page_id}"' if page_id is not None else "",
             output_fields=_OUTPUT_FIELDS,
             search_params={"metric_type": "IP"},
         )

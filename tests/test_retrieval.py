@@ -1,5 +1,6 @@
 """Hybrid search on a small real index (Milvus Lite + the packaged MiniLM model)."""
 
+import numpy as np
 import pytest
 
 from core import retrieval
@@ -16,6 +17,7 @@ from core.retrieval import (
     keep_first_pages,
     keep_page_within,
     latin_words,
+    linked_pages,
     plain_text,
 )
 from core.service import RagService, open_service
@@ -90,6 +92,32 @@ async def test_a_question_in_chinese_is_embedded_by_its_latin_words(
     assert result.hits[0].dense_score is not None and as_asked.hits[0].dense_score is not None
     assert result.hits[0].dense_score > as_asked.hits[0].dense_score + 0.1  # 0.58 vs 0.37
     assert result.evidence == as_asked.evidence  # the gate judges the question as asked
+
+
+def test_linked_pages_are_the_markdown_files_a_question_links_to() -> None:
+    question = (
+        "as https://milvus.io/docs/v2.4.x/hnsw.md#Index-params and <https://github.com/milvus-io/"
+        "milvus-docs/blob/master/site/en/reference/knowhere.md> say (https://milvus.io/docs/hnsw.md?x=1), "
+        "see also https://example.com/blog/ and https://milvus.io/docs/"
+    )
+    assert linked_pages(question) == ["hnsw.md", "knowhere.md"]
+    assert linked_pages("what does HNSW's M do? hnsw.md says 16") == []
+
+
+async def test_a_docs_page_the_question_links_to_is_among_the_first_pages(
+    indexed_service: RagService,
+) -> None:
+    question = "how do I run milvus standalone with docker compose?"
+    plain = await indexed_service.search(question, k=5)
+    first_two = list(dict.fromkeys(h.chunk.page_id for h in plain.hits))[:2]
+    assert "scann.md" not in first_two
+    linked = await indexed_service.search(f"{question} https://milvus.io/docs/v2.5.x/scann.md#Overview", k=5)
+    assert "scann.md" in list(dict.fromkeys(h.chunk.page_id for h in linked.hits))[:2]
+    # a link to a page the index does not have changes nothing
+    unknown = await indexed_service.search(f"{question} https://milvus.io/docs/no_such_page.md", k=5)
+    assert list(dict.fromkeys(h.chunk.page_id for h in unknown.hits))[:2] == first_two
+    with pytest.raises(ValueError):
+        indexed_service.store.dense_search(np.zeros(3), 1, 'x.md" or page_id != "')
 
 
 async def test_empty_question_returns_nothing(indexed_service: RagService) -> None:
