@@ -68,6 +68,7 @@ _LATIN_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-/:%']*")
 #: A docs page the question links to is kept among its first pages (at most this many such links).
 LINKED_PAGE_WITHIN, MAX_LINKED_PAGES = 2, 2
 _URL = re.compile(r"https?://[^\s<>|()\[\]\"'`]+")
+_PAGE_FILE = re.compile(r"[\w.\-]+\.md")  # a docs page id (what `ChunkStore.dense_search` accepts)
 #: Each further passage of a page adds this share of its score to the page's score.
 PAGE_DECAY = 0.3
 #: The heading bonus: this weight times how far the question's cosine to the page's closest
@@ -243,7 +244,7 @@ def linked_pages(query: str) -> list[str]:
     found: dict[str, None] = {}
     for url in _URL.findall(query):
         name = re.split(r"[?#]", url, maxsplit=1)[0].rstrip("/").rsplit("/", 1)[-1]
-        if name.lower().endswith(".md") and len(name) > 3:
+        if _PAGE_FILE.fullmatch(name):
             found[name] = None
     return list(found)[:MAX_LINKED_PAGES]
 

@@ -102,6 +102,8 @@ def test_linked_pages_are_the_markdown_files_a_question_links_to() -> None:
     )
     assert linked_pages(question) == ["hnsw.md", "knowhere.md"]
     assert linked_pages("what does HNSW's M do? hnsw.md says 16") == []
+    # nothing that is not a page id reaches the filtered search
+    assert linked_pages("https://x.io/%22%20or%201.md https://x.io/README.MD https://x.io/.md") == []
 
 
 async def test_a_docs_page_the_question_links_to_is_among_the_first_pages(
