@@ -275,7 +275,8 @@ class RagService:
         """The answer to an empty or oversized question (usage help, "too long"), else None.
         Adapters call it before posting anything; `stream` applies it too."""
         question = question.strip()
-        if not question:
+        if not any(ch.isalnum() for ch in question):
+            # nothing asked: blank, or only punctuation, emoji or an empty code fence ("```\n```")
             return Answer(text=USAGE, outcome=Outcome.EMPTY)
         if len(question) > self.settings.max_question_chars:
             return Answer(

@@ -109,7 +109,14 @@ async def test_an_answer_no_passage_backs_is_withdrawn_as_not_covered(
 
 @pytest.mark.parametrize(
     ("question", "outcome"),
-    [("", "empty"), ("   ", "empty"), ("hi there!", "small_talk"), ("x" * 5000, "too_long")],
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("```\n```", "empty"),
+        ("🙂🙂 ??", "empty"),
+        ("hi there!", "small_talk"),
+        ("x" * 5000, "too_long"),
+    ],
 )
 async def test_bad_input_and_small_talk_get_a_short_reply_without_llm(
     indexed_service: RagService, fake_llm: FakeLLM, question: str, outcome: str
