@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable
 from typing import Protocol, TypeVar, cast
 
 import openai
@@ -48,7 +48,7 @@ class ChatLLM(Protocol):
         *,
         temperature: float | None = None,
         max_tokens: int | None = None,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """Text deltas of the assistant's reply (`temperature` and `max_tokens` override the
         client's own for this request)."""
         ...
@@ -115,7 +115,7 @@ class OpenAIChatLLM:
         *,
         temperature: float | None = None,
         max_tokens: int | None = None,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         try:
             await asyncio.wait_for(self._slots.acquire(), self.queue_timeout)
         except TimeoutError:

@@ -309,6 +309,33 @@ def whole_sentences(text: str) -> str:
     return kept
 
 
+#: A prose sentence this long (normalised) that comes a third time means the model is looping.
+_LOOP_MIN_CHARS, _LOOP_REPEATS = 40, 3
+_SENTENCE = re.compile(r"[^.!?\u3002\uff01\uff1f\n]+[.!?\u3002\uff01\uff1f]?")
+
+
+def repeating_from(text: str) -> int | None:
+    """Where a looping answer starts repeating itself, or None. Small models sometimes write
+    the same paragraph again and again until the token limit ("[1] The docs state that ... [2]
+    The docs also mention that ..., [3] ..."). When a prose sentence of `_LOOP_MIN_CHARS` or more
+    (citation markers and case aside) comes the `_LOOP_REPEATS`-th time, this is the start of
+    the line that holds its second coming: what is before it said everything once. Code blocks,
+    where lines legitimately repeat, are not looked at."""
+    seen: dict[str, list[int]] = {}
+    for block in re.finditer(r"```.*?(?:```|\Z)|[^`]+|`", text, re.S):
+        if block.group(0).startswith("```"):
+            continue
+        for match in _SENTENCE.finditer(block.group(0)):
+            sentence = " ".join(_CITATION.sub("", match.group(0)).lower().split())
+            if len(sentence) < _LOOP_MIN_CHARS:
+                continue
+            starts = seen.setdefault(sentence, [])
+            starts.append(block.start() + match.start())
+            if len(starts) >= _LOOP_REPEATS:
+                return text.rfind("\n", 0, starts[1]) + 1
+    return None
+
+
 def says_not_covered(text: str) -> bool:
     """The model declined: its first sentence says the sources don't answer the question, and the
     reply is short (at most `_DECLINE_MAX_CHARS`) or cites nothing. A long, cited reply ("The docs

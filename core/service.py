@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ from core.prompting import (
     has_citations,
     is_meta_request,
     is_small_talk,
+    repeating_from,
     says_not_covered,
     search_query,
     whole_sentences,
@@ -72,6 +74,8 @@ META_REPLY = (
     "I only answer questions about Milvus from its documentation, and my instructions stay as they "
     "are. Try: how do I choose HNSW parameters?"
 )
+#: A delta that may complete a sentence (only then is the answer checked for a loop)
+_SENTENCE_BREAK = re.compile(r"[.!?\n\u3002\uff01\uff1f]")
 #: `Decision.by` / `Answer.declined_by` for a message about the bot's own instructions or persona
 META_REQUEST = "meta_request"
 UNGROUNDED = (
@@ -336,10 +340,17 @@ class RagService:
         parts: list[str] = []
         cut_note = ""
         try:
-            async for delta in self.llm.stream(build_messages(question, retrieval.hits, history)):
-                parts.append(delta)
-                if shown := cleaner.feed(delta):
-                    yield shown
+            stream = self.llm.stream(build_messages(question, retrieval.hits, history))
+            async with contextlib.aclosing(stream):  # a loop stopped early closes the LLM request
+                async for delta in stream:
+                    parts.append(delta)
+                    if _SENTENCE_BREAK.search(delta) and (cut := repeating_from("".join(parts))) is not None:
+                        # the model writes the same again and again until the token limit: stop it
+                        log.warning("answer stopped: the model repeats itself after %d characters", cut)
+                        parts = ["".join(parts)[:cut]]
+                        break
+                    if shown := cleaner.feed(delta):
+                        yield shown
         except LLMLengthLimitError as exc:
             # a whole answer up to LLM_MAX_TOKENS: keep its complete sentences, say it was cut
             log.warning("answer cut: %s", exc)

@@ -107,6 +107,25 @@ async def test_an_answer_no_passage_backs_is_withdrawn_as_not_covered(
     assert kept.outcome == "answered" and kept.text.startswith("Yes, you can store it in Cassandra")
 
 
+async def test_an_answer_that_loops_is_stopped_after_saying_it_once(
+    indexed_service: RagService, fake_llm: FakeLLM
+) -> None:
+    paragraph = (
+        "[1] The docs state that M sets the maximum number of edges per node in the graph [1]. "
+        "A higher M gives better recall and uses more memory."
+    )
+    fake_llm.answer = "\n\n".join([paragraph] * 40)  # until the token limit, as small models do
+    fake_llm.token_delay = 0.002
+    service = _service(indexed_service, fake_llm.base_url)
+    answer = await service.ask("what does M control in an HNSW index?")
+    assert answer.outcome == "answered"
+    assert answer.text.count("maximum number of edges") == 1
+    assert answer.text.endswith("uses more memory.") and answer.sources[0].number == 1
+    words = len(fake_llm.answer.split(" "))
+    await asyncio.sleep(0.2)  # the server notices the closed request at its next write
+    assert fake_llm.streamed[-1] < words / 5  # the request was closed, not read to the end
+
+
 @pytest.mark.parametrize(
     ("question", "outcome"),
     [

@@ -11,6 +11,7 @@ from core.prompting import (
     grounded,
     is_meta_request,
     is_small_talk,
+    repeating_from,
     says_not_covered,
     search_query,
 )
@@ -133,6 +134,18 @@ def test_requests_about_the_bots_own_instructions_are_told_apart_from_docs_quest
         "our system prompt tells the LLM to cite the docs, can we store prompts in milvus?",
     ]:
         assert not is_meta_request(text), text
+
+
+def test_a_loop_is_found_at_the_third_coming_of_a_sentence() -> None:
+    sentence = "However, as the number of vectors exceeds nlist, IVF_FLAT begins to pay off [2]."
+    looping = f"[1] Intro one. {sentence}\n\n[2] Intro two. {sentence}\n\n[3] Intro three. {sentence.upper()}"
+    cut = repeating_from(looping)
+    assert cut is not None and looping[:cut] == f"[1] Intro one. {sentence}\n\n"
+    assert repeating_from(looping.rsplit("\n\n", 1)[0]) is None  # said twice: allowed
+    line = "client.insert(collection_name='docs', data=rows_of_the_batch)\n"
+    code = f"Insert:\n```python\n{line * 3}```"
+    assert repeating_from(code) is None  # code lines repeat legitimately
+    assert repeating_from("Yes. Yes. Yes. Yes.") is None  # too short to call a loop
 
 
 def test_small_talk() -> None:

@@ -34,6 +34,7 @@ class FakeLLM:
     hang: bool = False
     drop_after: int | None = None  # close the connection after this many tokens (a crash mid-stream)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    streamed: list[int] = field(default_factory=list)  # words written per request, before the client left
     base_url: str = ""
     _runner: web.AppRunner | None = None
 
@@ -76,6 +77,21 @@ class FakeLLM:
             reply = self.answer
         words = reply.split(" ")
         limit = body.get("max_tokens") or len(words)
+        self.streamed.append(0)
+        try:
+            return await self._stream_words(request, response, body, words, limit, created)
+        except ConnectionResetError:  # the client closed the request mid-stream
+            return response
+
+    async def _stream_words(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        body: dict[str, Any],
+        words: list[str],
+        limit: int,
+        created: int,
+    ) -> web.StreamResponse:
         for i, word in enumerate(words[:limit]):
             if i and self.token_delay:
                 await asyncio.sleep(self.token_delay)
@@ -90,6 +106,7 @@ class FakeLLM:
                 "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
             }
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.streamed[-1] += 1
             if self.drop_after is not None and i + 1 >= self.drop_after:
                 assert request.transport is not None
                 request.transport.close()  # no terminating chunk: the client sees a broken body
