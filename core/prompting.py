@@ -319,9 +319,10 @@ def repeating_from(text: str) -> int | None:
     the same paragraph again and again until the token limit ("[1] The docs state that ... [2]
     The docs also mention that ..., [3] ..."). When a prose sentence of `_LOOP_MIN_CHARS` or more
     (citation markers and case aside) comes the `_LOOP_REPEATS`-th time, this is the start of
-    the line that holds its second coming: what is before it said everything once. Code blocks,
-    where lines legitimately repeat, are not looked at."""
-    seen: dict[str, list[int]] = {}
+    the line that holds its second coming (or the end of its first coming, when both are on one
+    line): what is before it said everything once. Code blocks, where lines legitimately repeat,
+    are not looked at."""
+    seen: dict[str, list[tuple[int, int]]] = {}
     for block in re.finditer(r"```.*?(?:```|\Z)|[^`]+|`", text, re.S):
         if block.group(0).startswith("```"):
             continue
@@ -329,10 +330,11 @@ def repeating_from(text: str) -> int | None:
             sentence = " ".join(_CITATION.sub("", match.group(0)).lower().split())
             if len(sentence) < _LOOP_MIN_CHARS:
                 continue
-            starts = seen.setdefault(sentence, [])
-            starts.append(block.start() + match.start())
-            if len(starts) >= _LOOP_REPEATS:
-                return text.rfind("\n", 0, starts[1]) + 1
+            comings = seen.setdefault(sentence, [])
+            comings.append((block.start() + match.start(), block.start() + match.end()))
+            if len(comings) >= _LOOP_REPEATS:
+                (_, first_end), (second_start, _) = comings[0], comings[1]
+                return max(text.rfind("\n", 0, second_start) + 1, first_end)
     return None
 
 

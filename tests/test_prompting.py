@@ -142,6 +142,8 @@ def test_a_loop_is_found_at_the_third_coming_of_a_sentence() -> None:
     cut = repeating_from(looping)
     assert cut is not None and looping[:cut] == f"[1] Intro one. {sentence}\n\n"
     assert repeating_from(looping.rsplit("\n\n", 1)[0]) is None  # said twice: allowed
+    one_line = f"Intro. {sentence} {sentence} {sentence} {sentence}"
+    assert one_line[: repeating_from(one_line)] == f"Intro. {sentence}"
     line = "client.insert(collection_name='docs', data=rows_of_the_batch)\n"
     code = f"Insert:\n```python\n{line * 3}```"
     assert repeating_from(code) is None  # code lines repeat legitimately
