@@ -311,7 +311,14 @@ def whole_sentences(text: str) -> str:
 
 #: A prose sentence this long (normalised) that comes a third time means the model is looping.
 _LOOP_MIN_CHARS, _LOOP_REPEATS = 40, 3
-_SENTENCE = re.compile(r"[^.!?\u3002\uff01\uff1f\n]+[.!?\u3002\uff01\uff1f]?")
+_STOPS = ".!?\u3002\uff01\uff1f"  # sentence ends, Chinese and Japanese ones included
+_SENTENCE = re.compile(f"[^{_STOPS}\\n]+[{_STOPS}]?")
+
+
+def may_end_sentence(delta: str) -> bool:
+    """Whether a streamed piece holds a sentence end or a line break (only then can a loop have
+    grown: `repeating_from` need not look at the answer again before)."""
+    return any(ch in _STOPS or ch == "\n" for ch in delta)
 
 
 def repeating_from(text: str) -> int | None:

@@ -47,7 +47,7 @@ from core.embedding import Embedder, embed_query
 from core.expansion import KEEP_PAGES
 from core.gate import measure
 from core.models import Chunk, Hit, Retrieval
-from core.store import ChunkStore
+from core.store import PAGE_ID, ChunkStore
 from core.vocabulary import Vocabulary
 
 _MENTION = re.compile(r"<@[^>]+>|@\w+")
@@ -68,7 +68,6 @@ _LATIN_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-/:%']*")
 #: A docs page the question links to is kept among its first pages (at most this many such links).
 LINKED_PAGE_WITHIN, MAX_LINKED_PAGES = 2, 2
 _URL = re.compile(r"https?://[^\s<>|()\[\]\"'`]+")
-_PAGE_FILE = re.compile(r"[\w.\-]+\.md")  # a docs page id (what `ChunkStore.dense_search` accepts)
 #: Each further passage of a page adds this share of its score to the page's score.
 PAGE_DECAY = 0.3
 #: The heading bonus: this weight times how far the question's cosine to the page's closest
@@ -244,7 +243,7 @@ def linked_pages(query: str) -> list[str]:
     found: dict[str, None] = {}
     for url in _URL.findall(query):
         name = re.split(r"[?#]", url, maxsplit=1)[0].rstrip("/").rsplit("/", 1)[-1]
-        if _PAGE_FILE.fullmatch(name):
+        if PAGE_ID.fullmatch(name):  # what `ChunkStore.dense_search` accepts
             found[name] = None
     return list(found)[:MAX_LINKED_PAGES]
 

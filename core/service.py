@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ from core.prompting import (
     has_citations,
     is_meta_request,
     is_small_talk,
+    may_end_sentence,
     repeating_from,
     says_not_covered,
     search_query,
@@ -74,8 +74,6 @@ META_REPLY = (
     "I only answer questions about Milvus from its documentation, and my instructions stay as they "
     "are. Try: how do I choose HNSW parameters?"
 )
-#: A delta that may complete a sentence (only then is the answer checked for a loop)
-_SENTENCE_BREAK = re.compile(r"[.!?\n\u3002\uff01\uff1f]")
 #: `Decision.by` / `Answer.declined_by` for a message about the bot's own instructions or persona
 META_REQUEST = "meta_request"
 UNGROUNDED = (
@@ -344,7 +342,7 @@ class RagService:
             async with contextlib.aclosing(stream):  # a loop stopped early closes the LLM request
                 async for delta in stream:
                     parts.append(delta)
-                    if _SENTENCE_BREAK.search(delta) and (cut := repeating_from("".join(parts))) is not None:
+                    if may_end_sentence(delta) and (cut := repeating_from("".join(parts))) is not None:
                         # the model writes the same again and again until the token limit: stop it
                         log.warning("answer stopped: the model repeats itself after %d characters", cut)
                         parts = ["".join(parts)[:cut]]

@@ -68,7 +68,7 @@ _ANALYZER = {"tokenizer": "standard", "filter": ["lowercase"]}
 _OUTPUT_FIELDS = ["id", "page_id", "title", "heading", "url", "text", "search_text", "position", "page_hash"]
 _WRITE_BATCH = 512
 #: What a page id looks like (a docs file name), before it goes into a filter expression.
-_PAGE_ID = re.compile(r"[\w.\-]+\.md")
+PAGE_ID = re.compile(r"[\w.\-]+\.md")
 _QUERY_WINDOW = 16_384  # Milvus's cap on offset + limit of one query
 _FINGERPRINT_PROPERTY = "docsbot.fingerprint"
 #: Milvus's error code for a search or query on a collection that is not loaded (released).
@@ -327,7 +327,7 @@ class ChunkStore:
         self, vector: np.ndarray, limit: int, page_id: str | None = None
     ) -> list[tuple[Chunk, float]]:
         """The passages closest to `vector`, best first; only `page_id`'s when given."""
-        if page_id is not None and not _PAGE_ID.fullmatch(page_id):
+        if page_id is not None and not PAGE_ID.fullmatch(page_id):
             raise ValueError(f"not a page id: {page_id!r}")
         result = self._call(
             self.client.search,
