@@ -213,7 +213,9 @@ def answer_json(answer: Answer) -> dict[str, Any]:
         "answer": answer.text,
         "declined": answer.outcome == "not_covered",
         "declined_by": answer.declined_by,
-        "sources": [{"url": s.url, "title": s.title, "page_id": s.page_id} for s in answer.sources],
+        "sources": [
+            {"number": s.number, "url": s.url, "title": s.title, "page_id": s.page_id} for s in answer.sources
+        ],
         "cited": any(f"[{s.number}]" in answer.text for s in answer.sources),
         "citations": answer.citations or None,
         "error": answer.error,

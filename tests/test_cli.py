@@ -143,6 +143,7 @@ def test_ask_json_prints_one_object_with_only_docs_links(docsbot: Run) -> None:
     assert data["answer"].startswith("Knowhere is the vector engine [1]. Log in at the docs @")
     assert "evil" not in data["answer"] and "<!channel>" not in data["answer"]
     assert data["sources"][0] == {
+        "number": 1,  # the [1] in the text
         "url": data["sources"][0]["url"],
         "title": "Knowhere",
         "page_id": "knowhere.md",
