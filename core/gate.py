@@ -63,6 +63,9 @@ FEATURES = (
     "english",
 )
 MODEL_FILE = "gate_model.json"
+#: The BM25 fusion weight of the rankings the shipped model was fitted on (a model file without
+#: `sparse_weight` was fitted before the weight was recorded, at this value).
+FITTED_SPARSE_WEIGHT = 0.3
 _TOP = 5  # pages compared for agreement, passages searched for support
 _SPREAD = 10  # BM25 passages whose pages are counted for bm25_spread
 
@@ -174,6 +177,8 @@ class GateModel:
     threshold: float
     reference: dict[str, float]  # typical signals of covered questions, to name the weak one
     topic: TopicModel | None = None
+    # the BM25 weight of the fused ranking its signals were measured on (RetrievalConfig)
+    sparse_weight: float = FITTED_SPARSE_WEIGHT
 
     @classmethod
     def load(cls, data: dict[str, Any] | None = None) -> GateModel:
@@ -187,6 +192,7 @@ class GateModel:
             threshold=float(data["threshold"]),
             reference={f: float(data["reference"].get(f, 0.0)) for f in FEATURES},
             topic=TopicModel.load(data["topic"]) if data.get("topic") else None,
+            sparse_weight=float(data.get("sparse_weight", FITTED_SPARSE_WEIGHT)),
         )
 
     def probability(self, evidence: Evidence) -> float:

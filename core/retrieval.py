@@ -35,6 +35,7 @@ support, dense/BM25 page agreement, unknown names); `RagService.is_covered` appl
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import time
 import unicodedata
@@ -81,8 +82,11 @@ class RetrievalConfig:
     candidates: int = 20
     rrf_k: int = 10
     dense_weight: float = 1.0
-    sparse_weight: float = 0.3
+    sparse_weight: float = 0.8
     heading_weight: float = HEADING_WEIGHT
+    # the BM25 weight of the ranking the gate's signals are measured on: the one its model was
+    # fitted with (`GateModel.sparse_weight`), whatever `sparse_weight` ranks the answers
+    gate_sparse_weight: float = 0.3
 
 
 def plain_text(text: str) -> str:
@@ -161,8 +165,12 @@ class Retriever:
         sparse: Sequence[list[Chunk]],
         vector: np.ndarray,
         headings: Headings,
+        sparse_weight: float | None = None,
     ) -> list[Hit]:
-        fused = dedupe(fuse(dense, sparse, self.config))
+        config = self.config
+        if sparse_weight is not None:
+            config = dataclasses.replace(config, sparse_weight=sparse_weight)
+        fused = dedupe(fuse(dense, sparse, config))
         closeness = headings.closeness(vector, {hit.chunk.page_id for hit in fused})
         weight = self.config.heading_weight
         bonus = {page: weight * max(0.0, c - HEADING_FLOOR) for page, c in closeness.items()}
@@ -183,8 +191,12 @@ class Retriever:
         ranked = self._rank([dense], [sparse], vector, headings)
         # fuzzy matching against thousands of words: off the event loop, like the searches
         terms = await asyncio.to_thread(vocabulary.analyse, query)
-        # the gate keeps the signals of the question's own search as asked: it was fitted on those
-        evidence = measure(terms, vocabulary, dense, sparse, ranked[: k or cfg.top_k])
+        # the gate keeps the signals of the question's own search as asked, ranked with the BM25
+        # weight it was fitted with
+        gate_ranked = ranked
+        if cfg.gate_sparse_weight != cfg.sparse_weight:
+            gate_ranked = self._rank([dense], [sparse], vector, headings, cfg.gate_sparse_weight)
+        evidence = measure(terms, vocabulary, dense, sparse, gate_ranked[: k or cfg.top_k])
         search_vector = vector
         if (latin := latin_words(query)) is not None:
             search_vector = await embed_query(self.embedder, latin)

@@ -129,6 +129,7 @@ class RagService:
         self.store = store
         self.embedder = embedder
         self.llm = llm
+        gate_model = GateModel.load()
         self.retriever = Retriever(
             store,
             embedder,
@@ -138,10 +139,11 @@ class RagService:
                 rrf_k=settings.rrf_k,
                 dense_weight=settings.dense_weight,
                 sparse_weight=settings.sparse_weight,
+                gate_sparse_weight=gate_model.sparse_weight,
             ),
         )
         self.gate = Gate(
-            GateModel.load(),
+            gate_model,
             min_confidence=settings.min_confidence,
             use_unknown_terms=settings.decline_unknown_terms,
             embedding_model=settings.embedding_model,

@@ -34,7 +34,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from core.config import load_settings
 from core.evaluation import OUT_OF_SCOPE, Question, load_questions
-from core.gate import FEATURES, MODEL_FILE, TopicModel
+from core.gate import FEATURES, MODEL_FILE, GateModel, TopicModel
 from core.models import Evidence
 from core.service import open_service
 
@@ -174,6 +174,8 @@ def model_json(
         "threshold": round(threshold, 4),
         "reference": {f: round(float(v), 4) for f, v in zip(FEATURES, reference, strict=True)},
         "max_in_scope_declines": max_in_scope_declines,
+        # the service measured the signals on the ranking of the model it runs with
+        "sparse_weight": GateModel.load().sparse_weight,
         "fit": rates(fit_p, fit_set.covered, threshold),
         "calibration": rates(cal_p, cal_set.covered, threshold),
         "cross_validated": cross_validated(both, max_in_scope_declines),

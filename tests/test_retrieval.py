@@ -282,6 +282,23 @@ async def test_dense_only_collection_still_answers(
     assert all(h.sparse_rank is None for h in result.hits)
 
 
+async def test_the_gate_measures_its_signals_on_the_ranking_it_was_fitted_with(
+    indexed_service: RagService,
+) -> None:
+    """SPARSE_WEIGHT ranks the answers; the gate's signals come from a ranking with the BM25 weight
+    its model was fitted with, so changing the weight cannot move the gate's decisions."""
+    question = "how do I start milvus standalone with docker and set efConstruction"
+    results = []
+    for weight in (0.0, 0.8, 5.0):
+        settings = indexed_service.settings.model_copy(update={"sparse_weight": weight})
+        service = RagService(settings, indexed_service.store, indexed_service.embedder)
+        assert service.retriever.config.gate_sparse_weight == service.gate.model.sparse_weight == 0.3
+        results.append(await service.search(question, k=10))
+    rankings = [[h.chunk.id for h in r.hits] for r in results]
+    assert rankings[0] != rankings[2]  # the weight does rank differently
+    assert results[0].evidence == results[1].evidence == results[2].evidence
+
+
 def test_retriever_config_from_settings(indexed_service: RagService) -> None:
     retriever: Retriever = indexed_service.retriever
     assert retriever.config.top_k == 5 and retriever.config.candidates == 20
