@@ -46,7 +46,7 @@ import numpy as np
 
 from core.embedding import Embedder, embed_query
 from core.expansion import KEEP_PAGES
-from core.gate import measure
+from core.gate import FITTED_SPARSE_WEIGHT, measure
 from core.models import Chunk, Hit, Retrieval
 from core.store import PAGE_ID, ChunkStore
 from core.vocabulary import Vocabulary
@@ -86,7 +86,7 @@ class RetrievalConfig:
     heading_weight: float = HEADING_WEIGHT
     # the BM25 weight of the ranking the gate's signals are measured on: the one its model was
     # fitted with (`GateModel.sparse_weight`), whatever `sparse_weight` ranks the answers
-    gate_sparse_weight: float = 0.3
+    gate_sparse_weight: float = FITTED_SPARSE_WEIGHT
 
 
 def plain_text(text: str) -> str:
