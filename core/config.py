@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     retrieval_candidates: int = Field(20, gt=0, le=500, description="Hits per search before fusion.")
     rrf_k: int = Field(10, gt=0)
     dense_weight: float = Field(1.0, ge=0)
-    sparse_weight: float = Field(0.8, ge=0)
+    sparse_weight: float = Field(0.3, ge=0)
     min_confidence: float = Field(
         0.3, ge=0, le=1, description="Retrieval gate floor: below this best-match cosine, always declined."
     )

@@ -17,7 +17,6 @@ from typing import Any
 from core.chunking import CHUNKER_VERSION, Chunker
 from core.embed_cache import CachedEmbedder
 from core.embedding import Embedder
-from core.stemming import BM25_FORM
 
 #: The setting behind each field, for the messages.
 _SETTING = {
@@ -27,7 +26,6 @@ _SETTING = {
     "chunk_size": "CHUNK_SIZE",
     "chunk_overlap": "CHUNK_OVERLAP",
     "chunker_version": "the chunker version",
-    "bm25_form": "the BM25 text form (stemming)",
 }
 
 
@@ -45,7 +43,6 @@ def index_fingerprint(embedder: Embedder, chunker: Chunker) -> dict[str, Any]:
         "chunk_size": chunker.chunk_size,
         "chunk_overlap": chunker.chunk_overlap,
         "chunker_version": CHUNKER_VERSION,
-        "bm25_form": BM25_FORM,
     }
 
 

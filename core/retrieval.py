@@ -82,7 +82,7 @@ class RetrievalConfig:
     candidates: int = 20
     rrf_k: int = 10
     dense_weight: float = 1.0
-    sparse_weight: float = 0.8
+    sparse_weight: float = 0.3
     heading_weight: float = HEADING_WEIGHT
     # the BM25 weight of the ranking the gate's signals are measured on: the one its model was
     # fitted with (`GateModel.sparse_weight`), whatever `sparse_weight` ranks the answers

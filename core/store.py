@@ -1,11 +1,9 @@
 """The Milvus collection of chunks: schema, writes by page, dense and BM25 searches.
 
 One collection holds, per chunk, the dense vector, a sparse vector that Milvus's BM25 function
-derives from `bm25_text` (`search_text` with every word reduced to its stem by `core.stemming`; a
-question is stemmed the same way, so "running" finds "run"), and the metadata needed to cite it.
-It works on Milvus Lite (a local path, the default) and on any Milvus server (an http(s) URI).
-A server without the BM25 function gets a dense-only collection and retrieval falls back to
-dense search.
+derives from `search_text`, and the metadata needed to cite it. It works on Milvus Lite (a local
+path, the default) and on any Milvus server (an http(s) URI). A server without the BM25 function
+gets a dense-only collection and retrieval falls back to dense search.
 
 Readers never use a collection's own name: COLLECTION is a Milvus *alias* that points at the
 live collection `<COLLECTION>_v<timestamp>`. A full rebuild fills a new collection beside the
@@ -35,7 +33,6 @@ import numpy as np
 
 from core.errors import StoreError, StoreLockedError
 from core.models import Chunk
-from core.stemming import bm25_form
 
 
 @contextlib.contextmanager
@@ -91,9 +88,6 @@ class ChunkStore:
         self.collection = collection  # the alias readers use (or a collection being built)
         self.uri = uri
         self.has_sparse = False
-        # BM25 reads stemmed text (`bm25_text`); False for a collection built before it, whose
-        # BM25 reads `search_text` as it is: its questions are not stemmed either
-        self.stemmed = False
         self.dimension: int | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -136,7 +130,6 @@ class ChunkStore:
             return False
         info = self._call(self.client.describe_collection, self.collection)
         self.has_sparse = any(f["name"] == "sparse" for f in info["fields"])
-        self.stemmed = any(f["name"] == "bm25_text" for f in info["fields"])
         self.dimension = next(int(f["params"]["dim"]) for f in info["fields"] if f["name"] == "dense")
         self._call(self.client.load_collection, self.collection)
         return True
@@ -218,7 +211,6 @@ class ChunkStore:
                 self.client.drop_collection(self.collection)
             self._create(dimension, with_bm25=False, properties=properties)
             self.has_sparse = False
-        self.stemmed = True
         self.dimension = dimension
         self._call(self.client.load_collection, self.collection)
 
@@ -232,10 +224,8 @@ class ChunkStore:
         schema.add_field("heading", DataType.VARCHAR, max_length=2048)
         schema.add_field("url", DataType.VARCHAR, max_length=2048)
         schema.add_field("text", DataType.VARCHAR, max_length=_TEXT_MAX)
-        schema.add_field("search_text", DataType.VARCHAR, max_length=_TEXT_MAX)
-        # what BM25 reads: search_text's stems (bm25_form)
         schema.add_field(
-            "bm25_text",
+            "search_text",
             DataType.VARCHAR,
             max_length=_TEXT_MAX,
             enable_analyzer=with_bm25,
@@ -250,7 +240,7 @@ class ChunkStore:
                 Function(
                     name="bm25",
                     function_type=FunctionType.BM25,
-                    input_field_names=["bm25_text"],
+                    input_field_names=["search_text"],
                     output_field_names=["sparse"],
                 )
             )
@@ -276,7 +266,7 @@ class ChunkStore:
     # --- writes ------------------------------------------------------------------------------
 
     def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
-        rows: list[dict[str, Any]] = [
+        rows = [
             {
                 "id": c.id,
                 "page_id": c.page_id,
@@ -291,9 +281,6 @@ class ChunkStore:
             }
             for c, vector in zip(chunks, vectors, strict=True)
         ]
-        if self.stemmed:
-            for row in rows:
-                row["bm25_text"] = bm25_form(row["search_text"])[: _TEXT_MAX // 4]
         for start in range(0, len(rows), _WRITE_BATCH):
             self._call(self.client.upsert, self.collection, rows[start : start + _WRITE_BATCH])
 
@@ -361,7 +348,7 @@ class ChunkStore:
         result = self._call(
             self.client.search,
             self.collection,
-            data=[bm25_form(query) if self.stemmed else query],
+            data=[query],
             anns_field="sparse",
             limit=limit,
             output_fields=_OUTPUT_FIELDS,
