@@ -38,6 +38,7 @@ from bot.report import add_parser as add_report_parser
 from core.answer_eval import (
     FactJudge,
     ScoredAnswer,
+    context_fact_proxy,
     evaluate_answers,
     format_answer_report,
     summarize_answers,
@@ -350,11 +351,12 @@ async def cmd_eval(service: RagService, args: argparse.Namespace) -> int:
             else service.search
         )
         judge = functools.partial(service.judge, check_scope=args.check_scope)
-        judged = await evaluate(questions, search, judge, k=args.k)
+        judged = await evaluate(questions, search, judge, k=args.k, passages=service.settings.top_k)
         if args.details:
             lines = "".join(json.dumps(row) + "\n" for row in details(judged))
             await asyncio.to_thread(Path(args.details).write_text, lines, encoding="utf-8")
         summary = summarize(judged)
+        summary["context_fact_proxy"] = context_fact_proxy(judged)
         if args.translate:
             summary["translated"] = sum(1 for j in judged if j.searched_in_english)
         if args.expand:

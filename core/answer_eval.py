@@ -32,7 +32,7 @@ from openai import AsyncOpenAI
 
 from core.config import Settings
 from core.errors import ConfigError, JudgeError
-from core.evaluation import OUT_OF_SCOPE, Question
+from core.evaluation import OUT_OF_SCOPE, Judged, Question
 from core.models import Answer
 from core.prompting import has_citations, says_not_covered
 
@@ -107,6 +107,22 @@ def fact_proxy(answer: str, fact: str, given: Collection[str] = ()) -> float | N
         return None
     text = _normalized_answer(answer)
     return sum(_contains(text, term) for term in terms) / len(terms)
+
+
+def context_fact_proxy(judged: Sequence[Judged]) -> float | None:
+    """The fact proxy of the passages themselves: per in-scope question, the share of its facts'
+    numbers and identifiers found in the passages an answer would read, averaged like the
+    answers' `fact_proxy` (None when no fact can be scored). It needs no LLM and bounds what an
+    answer can state: a ranking change can put the right page first with a passage that names
+    the question's words rather than the one that holds the values."""
+    scores = []
+    for j in judged:
+        if j.question.kind == OUT_OF_SCOPE:
+            continue
+        text = "\n".join(j.passages)
+        scores.append(_mean([fact_proxy(text, fact) for fact in j.question.answer_facts]))
+    mean = _mean(scores)
+    return None if mean is None else round(mean, 3)
 
 
 # --- the judge ---------------------------------------------------------------------------------

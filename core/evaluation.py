@@ -40,6 +40,7 @@ class Judged:
     decision: Decision | None = None
     searched_in_english: str = ""  # the translation searched instead (`eval --translate`)
     expanded_with: str = ""  # the docs' terms searched as well (`eval --expand`)
+    passages: tuple[str, ...] = ()  # the text of the passages an answer would read (the first TOP_K)
 
     @property
     def rank(self) -> int | None:
@@ -83,9 +84,11 @@ async def evaluate(
     search: Callable[[str, int], Awaitable[Retrieval]],
     judge: Callable[[Retrieval], Awaitable[Decision]],
     k: int = 10,
+    passages: int = 5,
 ) -> list[Judged]:
     """Search each question and decide whether to decline it (`RagService.judge`: the gate, and
-    the LLM's scope check where there is an LLM and it is asked for)."""
+    the LLM's scope check where there is an LLM and it is asked for). Each keeps the text of its
+    first `passages` hits: what the LLM reads for an answer (TOP_K)."""
     judged = []
     for q in questions:
         retrieval = await search(q.question, k)
@@ -100,6 +103,7 @@ async def evaluate(
                 decision,
                 searched_in_english=translation,
                 expanded_with=retrieval.expanded_with,
+                passages=tuple(hit.chunk.text for hit in retrieval.hits[:passages]),
             )
         )
     return judged

@@ -10,6 +10,7 @@ import pytest
 
 from core.answer_eval import (
     FactJudge,
+    context_fact_proxy,
     evaluate_answers,
     fact_proxy,
     fact_terms,
@@ -19,7 +20,7 @@ from core.answer_eval import (
     summarize_answers,
 )
 from core.errors import ConfigError, JudgeError
-from core.evaluation import Question
+from core.evaluation import Judged, Question
 from core.models import Answer, Source
 
 from .conftest import make_settings
@@ -126,6 +127,25 @@ async def test_report_per_model_without_a_judge_has_only_proxy_keys() -> None:
 
 
 # --- the judge ---------------------------------------------------------------------------------
+
+
+def test_the_passages_are_scored_on_the_facts_like_an_answer() -> None:
+    """What the LLM would read, scored offline: a ranking that puts the right page first with a
+    passage lacking the values scores lower."""
+    hnsw = Question(
+        "q1", "how to set M?", ("hnsw.md",), "parameter", answer_facts=("M: default 30", "efConstruction 360")
+    )
+    prose = Question("q2", "what is it?", ("a.md",), "conceptual", answer_facts=("plain words only",))
+    off = Question("q3", "joins?", (), "out_of_scope", answer_facts=("ignored 99",))
+    with_values = Judged(hnsw, ("hnsw.md",), False, passages=("M defaults to 30.", "efConstruction: 360"))
+    without = Judged(
+        hnsw, ("hnsw.md",), False, passages=("HNSW builds a graph; efConstruction sets the build effort.",)
+    )
+    unscored = Judged(prose, ("a.md",), False, passages=("anything",))
+    assert context_fact_proxy([with_values, unscored, Judged(off, (), True)]) == 1.0
+    assert context_fact_proxy([without]) == 0.25  # no "30"; "efconstruction" without "360"
+    assert context_fact_proxy([with_values, without]) == 0.625
+    assert context_fact_proxy([unscored]) is None
 
 
 def test_verdicts_are_parsed_strictly() -> None:

@@ -204,6 +204,7 @@ def test_eval_json_has_the_documented_keys(docsbot: Run) -> None:
         "decline_out_of_scope",
         "decline_in_scope",
         "per_kind",
+        "context_fact_proxy",
     }
     assert data["n"] == 5 and data["hit@5"] == 1.0
 
