@@ -45,7 +45,7 @@ from core.answer_eval import (
 )
 from core.config import Settings, load_settings
 from core.embed_cache import EmbeddingCache, model_fingerprint, shipped_meta
-from core.errors import DocsBotError
+from core.errors import DocsBotError, IndexEmptyError
 from core.evaluation import Question, details, evaluate, format_report, load_questions, summarize
 from core.local_llm import is_listening, is_local_default, local_llm_server, resolve_model
 from core.models import Answer, Retrieval
@@ -74,8 +74,19 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except DocsBotError as exc:
         log.debug("command failed", exc_info=True)
-        print(f"docsbot: {exc.user_message}", file=sys.stderr)
+        print(f"docsbot: {terminal_sentence(exc)}", file=sys.stderr)
         return 1
+
+
+def terminal_sentence(exc: DocsBotError) -> str:
+    """An error's one line at the terminal, whose user is the operator: what to run where they
+    can fix it (an empty index), else the sentence chat users read."""
+    return exc.operator_message if isinstance(exc, IndexEmptyError) else exc.user_message
+
+
+def terminal_text(answer: Answer) -> str:
+    """An answer's text at the terminal: the operator's sentence for an index that is empty."""
+    return IndexEmptyError.operator_message if answer.error == IndexEmptyError.code else answer.text
 
 
 #: A command: `async def cmd_x(service_or_settings, args) -> exit status`. Commands run with an
@@ -169,7 +180,7 @@ def _write_pages(out: Path, documents: dict[str, str]) -> None:
 async def cmd_chat(service: RagService, args: argparse.Namespace) -> int:
     status = await service.status()
     if status.chunks == 0:
-        print("The index is empty: run `docsbot index` first.", file=sys.stderr)
+        print(IndexEmptyError.operator_message, file=sys.stderr)
         return 1
     async with _terminal_llm(service, args.no_llm) as note:
         await service.warm_up()
@@ -211,7 +222,7 @@ def answer_json(answer: Answer) -> dict[str, Any]:
     come from) or null; `declined_by` is "gate", "scope_check", "model", "grounding", "meta_request" or null;
     `error` is null or a short code."""
     return {
-        "answer": answer.text,
+        "answer": terminal_text(answer),
         "declined": answer.outcome == "not_covered",
         "declined_by": answer.declined_by,
         "sources": [
@@ -310,7 +321,7 @@ async def _answer(service: RagService, question: str, history: Sequence[Turn]) -
         print(render_passages(answer.retrieval))
         return answer
     if not streamed:
-        print(answer.text)
+        print(terminal_text(answer))
     elif answer.outcome != "answered":  # cut off: the part that streamed is on screen already
         print(f"\n{answer.text.rsplit(chr(10) * 2, 1)[-1]}")
     if answer.sources:
@@ -327,7 +338,7 @@ def render_passages(retrieval: Retrieval, width: int = 100) -> str:
     for n, hit in enumerate(retrieval.hits, start=1):
         lines.append(f"[{n}] {hit.chunk.heading}")
         lines.append(f"    {hit.chunk.url}")
-        body = " ".join(hit.chunk.text.split())
+        body = " ".join(hit.text.split())
         lines.append(textwrap.indent(textwrap.fill(textwrap.shorten(body, 400), width - 4), "    "))
     lines.append(f"({retrieval.seconds * 1000:.0f} ms)")
     return "\n".join(lines)

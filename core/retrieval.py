@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import re
 import time
 import unicodedata
@@ -45,11 +46,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.embedding import Embedder, embed_query
+from core.errors import StoreError
 from core.expansion import KEEP_PAGES
 from core.gate import FITTED_SPARSE_WEIGHT, measure
 from core.models import Chunk, Hit, Retrieval
 from core.store import PAGE_ID, ChunkStore
 from core.vocabulary import Vocabulary
+from core.widening import PASSAGE_CHARS, SPAN, widen
+
+log = logging.getLogger(__name__)
 
 _MENTION = re.compile(r"<@[^>]+>|@\w+")
 _GREETING = re.compile(
@@ -87,6 +92,8 @@ class RetrievalConfig:
     # the BM25 weight of the ranking the gate's signals are measured on: the one its model was
     # fitted with (`GateModel.sparse_weight`), whatever `sparse_weight` ranks the answers
     gate_sparse_weight: float = FITTED_SPARSE_WEIGHT
+    # each passage the LLM reads is widened to about this many characters (`core.widening`)
+    passage_chars: int = PASSAGE_CHARS
 
 
 def plain_text(text: str) -> str:
@@ -215,7 +222,7 @@ class Retriever:
             ranked = keep_first_pages(ranked, keep_page_within(both, best_bm25, cfg.top_k), KEEP_PAGES)
         return Retrieval(
             query=query,
-            hits=tuple(ranked[: k or cfg.top_k]),
+            hits=tuple(await self._widened(ranked[: k or cfg.top_k])),
             confidence=evidence.cosine,
             unknown_terms=tuple(t.word for t in terms.unknown),
             seconds=time.perf_counter() - started,
@@ -224,6 +231,18 @@ class Retriever:
             query_vector=tuple(float(x) for x in vector),
             expanded_with=expansion or "",
         )
+
+    async def _widened(self, hits: list[Hit]) -> list[Hit]:
+        """`hits` read wide (`core.widening`); as they are when the neighbours can't be read."""
+        if not self.config.passage_chars or not hits:
+            return hits
+        chunks = [hit.chunk for hit in hits]
+        try:
+            stored = await asyncio.to_thread(self.store.neighbours, chunks, SPAN)
+        except StoreError as exc:
+            log.warning("passages not widened: %s", exc)
+            return hits
+        return widen(hits, stored, self.config.passage_chars)
 
     async def _with_linked_page(self, ranked: list[Hit], page_id: str, vector: np.ndarray) -> list[Hit]:
         """`ranked` with the best passage of a docs page the question links to among its first

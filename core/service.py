@@ -38,6 +38,7 @@ from core.links import LinkPolicy
 from core.models import Answer, Outcome, Retrieval, Source
 from core.progress import ProgressListener, ProgressTracker, ReindexProgress
 from core.prompting import (
+    SOURCE_CHARS,
     Turn,
     attribute,
     backed_beyond_paragraphs,
@@ -59,6 +60,7 @@ from core.scope_check import asks_whether_supported, passages_cover
 from core.sources import BUNDLED, SnapshotSource, is_site_url, open_source
 from core.store import ChunkStore
 from core.translation import needs_translation, to_english
+from core.widening import limit as widened_limit
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +142,10 @@ class RagService:
                 dense_weight=settings.dense_weight,
                 sparse_weight=settings.sparse_weight,
                 gate_sparse_weight=gate_model.sparse_weight,
+                passage_chars=settings.passage_chars,
             ),
         )
+        self._source_chars = max(SOURCE_CHARS, widened_limit(settings.passage_chars))
         self.gate = Gate(
             gate_model,
             min_confidence=settings.min_confidence,
@@ -335,12 +339,12 @@ class RagService:
         docs links and links quoted in the passages survive, mentions are defused). A failure
         keeps what streamed, adds one honest sentence and the sources."""
         assert self.llm is not None
-        policy = LinkPolicy(self.settings.docs_public_base_url, [hit.chunk.text for hit in retrieval.hits])
+        policy = LinkPolicy(self.settings.docs_public_base_url, [hit.text for hit in retrieval.hits])
         cleaner = policy.stream()
         parts: list[str] = []
         cut_note = ""
         try:
-            stream = self.llm.stream(build_messages(question, retrieval.hits, history))
+            stream = self.llm.stream(build_messages(question, retrieval.hits, history, self._source_chars))
             async with contextlib.aclosing(stream):  # a loop stopped early closes the LLM request
                 async for delta in stream:
                     parts.append(delta)

@@ -314,6 +314,18 @@ class ChunkStore:
             chunks += [_to_chunk(row) for row in self._iterate(f"page_id in [{ids}]", _OUTPUT_FIELDS)]
         return sorted(chunks, key=lambda c: (c.page_id, c.position))
 
+    def neighbours(self, chunks: Sequence[Chunk], span: int) -> list[Chunk]:
+        """The stored chunks up to `span` positions before and after each of `chunks` on its
+        page (the chunks themselves included), in one query."""
+        ranges = [
+            f"(page_id == {quote(c.page_id)} and position >= {c.position - span} "
+            f"and position <= {c.position + span})"
+            for c in chunks
+        ]
+        if not ranges:
+            return []
+        return [_to_chunk(row) for row in self._all_rows(" or ".join(ranges), _OUTPUT_FIELDS)]
+
     def corpus_rows(self) -> list[dict[str, Any]]:
         """Every chunk's indexed text, page id, title and heading path, in one scan (for the
         vocabulary and `retrieval.Headings`)."""
