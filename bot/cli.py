@@ -76,6 +76,14 @@ def main(argv: list[str] | None = None) -> int:
         log.debug("command failed", exc_info=True)
         print(f"docsbot: {terminal_sentence(exc)}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a path it cannot use: DATA_DIR under a file, a read-only disk
+        log.debug("command failed", exc_info=True)
+        where = f": {exc.filename}" if exc.filename else ""
+        print(
+            f"docsbot: {exc.strerror or exc}{where} (check DATA_DIR and the paths in the settings)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def terminal_sentence(exc: DocsBotError) -> str:
@@ -306,12 +314,16 @@ async def _terminal_llm(service: RagService, disabled: bool) -> AsyncIterator[st
 
 
 async def _answer(service: RagService, question: str, history: Sequence[Turn]) -> Answer:
+    """Print the answer and its sources. On a terminal the text streams in as it is written;
+    piped, only the final text is printed (the streamed text can still hold what the final one
+    drops: a citation of a source that doesn't exist, the model's own "Sources:" line)."""
     answer: Answer | None = None
     streamed = False
+    live = sys.stdout.isatty()
     async for part in service.stream(question, history):
         if isinstance(part, Answer):
             answer = part
-        else:
+        elif live:
             streamed = True
             print(part, end="", flush=True)
     assert answer is not None
@@ -338,7 +350,7 @@ def render_passages(retrieval: Retrieval, width: int = 100) -> str:
     for n, hit in enumerate(retrieval.hits, start=1):
         lines.append(f"[{n}] {hit.chunk.heading}")
         lines.append(f"    {hit.chunk.url}")
-        body = " ".join(hit.text.split())
+        body = " ".join(hit.chunk.text.split())
         lines.append(textwrap.indent(textwrap.fill(textwrap.shorten(body, 400), width - 4), "    "))
     lines.append(f"({retrieval.seconds * 1000:.0f} ms)")
     return "\n".join(lines)

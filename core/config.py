@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError
@@ -272,6 +273,20 @@ class Settings(BaseSettings):
         if not re.match(r"https?://", value):
             raise ValueError("must be an http(s) URL")
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("llm_base_url", "judge_base_url", "slack_api_url", "discord_api_base_url")
+    @classmethod
+    def _endpoint(cls, value: str, info: ValidationInfo) -> str:
+        if not value and info.field_name == "judge_base_url":
+            return value  # no judge: `eval --answers` reports the offline proxy only
+        try:
+            url = urlsplit(value)
+            url.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+        except ValueError as exc:
+            raise ValueError(f"not a valid URL ({exc})") from exc
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError("must be an http(s) URL with a host, e.g. http://127.0.0.1:8000/v1")
+        return value
 
     @field_validator("crawl_include", "crawl_exclude")
     @classmethod

@@ -69,9 +69,12 @@ class EmbeddingError(DocsBotError):
 
 
 class IndexEmptyError(DocsBotError):
-    """A question was asked before anything was indexed."""
+    """A question was asked before anything was indexed. Only an operator can fix that: chat
+    users read that the operators know, the `docsbot` command (its user is the operator) says
+    what to run (`operator_message`)."""
 
-    user_message = "The docs are not indexed yet: run `docsbot index` first."
+    user_message = "The docs aren't indexed yet, so I can't answer; the operators can see this in the logs."
+    operator_message = "The docs are not indexed yet: run `docsbot index` first."
     code = "index_empty"
 
 
@@ -79,6 +82,7 @@ class IndexBuildingError(IndexEmptyError):
     """A question was asked while the first index is being built (e.g. right after start-up)."""
 
     user_message = "I'm still indexing the Milvus docs; please ask again in a few minutes."
+    operator_message = user_message
     code = "index_building"
 
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncGenerator, Awaitable
-from typing import Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import openai
 from openai import AsyncOpenAI
@@ -121,7 +122,8 @@ class OpenAIChatLLM:
         except TimeoutError:
             raise LLMBusyError(f"no LLM slot free within {self.queue_timeout} s") from None
         deadline = asyncio.get_running_loop().time() + self.timeout
-        received = 0
+        received = chars = 0
+        cap = (self.max_tokens if max_tokens is None else max_tokens) * MAX_CHARS_PER_TOKEN
         try:
             response = await self._before(
                 deadline,
@@ -141,12 +143,23 @@ class OpenAIChatLLM:
                         event = await self._before(deadline, response.__anext__())
                     except StopAsyncIteration:
                         break
-                    if not event.choices:
+                    except ValueError as exc:  # an event that is not JSON: the SDK can't parse it
+                        raise LLMStreamBrokenError(
+                            f"LLM at {self.base_url} sent an unreadable event: {exc}"
+                        ) from exc
+                    choice = _first_choice(event, self.base_url)
+                    if choice is None:
                         continue
-                    finish_reason = finish_reason or event.choices[0].finish_reason
-                    if event.choices[0].delta.content:
-                        received += 1
-                        yield event.choices[0].delta.content
+                    finish_reason = finish_reason or choice.finish_reason
+                    text = printable(_delta_text(choice, self.base_url))
+                    if not text:
+                        continue
+                    if chars + len(text) > cap:  # a server that ignores max_tokens
+                        if cap > chars:
+                            yield text[: cap - chars]
+                        raise LLMLengthLimitError(f"LLM at {self.base_url} sent over {cap} characters")
+                    received, chars = received + 1, chars + len(text)
+                    yield text
             finally:
                 await response.close()
             if finish_reason is None:
@@ -170,6 +183,38 @@ class OpenAIChatLLM:
 
     async def close(self) -> None:
         await self._client.close()
+
+
+#: No tokenizer averages more characters per token; a reply longer than max_tokens times this
+#: comes from a server that ignores max_tokens, and is cut there like one that stopped at it.
+MAX_CHARS_PER_TOKEN = 32
+#: Control characters (other than line breaks and tabs) and lone surrogates: model output that
+#: would reach terminals raw (ANSI escapes), break strict JSON and SQLite, or fail to encode.
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """Model output without control characters and lone surrogates (see `_UNPRINTABLE`)."""
+    return _UNPRINTABLE.sub("", text)
+
+
+def _first_choice(event: Any, base_url: str) -> Any:
+    """The event's first choice (None for events without one: usage, keep-alives)."""
+    choices = getattr(event, "choices", None)
+    if not choices:
+        return None
+    if not hasattr(choices[0], "delta"):
+        raise LLMStreamBrokenError(f"LLM at {base_url} sent a choice without a delta: {event!r:.200}")
+    return choices[0]
+
+
+def _delta_text(choice: Any, base_url: str) -> str:
+    content = getattr(choice.delta, "content", None) if choice.delta is not None else None
+    if content is None:
+        return ""
+    if not isinstance(content, str):
+        raise LLMStreamBrokenError(f"LLM at {base_url} sent non-text content: {content!r:.200}")
+    return content
 
 
 def _llm_error(exc: openai.OpenAIError, base_url: str, timeout: float, received: int) -> LLMError:

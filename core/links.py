@@ -202,7 +202,9 @@ class StreamCleaner:
 def _hold_from(text: str) -> int:
     """Where the tail that may still become a link or mention starts (len(text): nothing held)."""
     cut = len(text)
-    last_word = _LAST_WORD.search(text)
+    # only a word that fits in the hold can be held: search no further back (a 200,000-character
+    # "word" from a broken server made `\S+\Z` over the whole text quadratic)
+    last_word = _LAST_WORD.search(text, max(0, len(text) - MAX_HOLD - 1))
     if last_word is not None and len(text) - last_word.start() <= MAX_HOLD:
         cut = last_word.start()
     window = max(0, len(text) - MAX_HOLD)

@@ -56,7 +56,9 @@ from core.widening import PASSAGE_CHARS, SPAN, widen
 
 log = logging.getLogger(__name__)
 
-_MENTION = re.compile(r"<@[^>]+>|@\w+")
+#: Chat mentions: Slack's and Discord's <@U123>, <@&role>, <!here>, <!subteam^S1|@team>, <#C1|chan>,
+#: and typed @names.
+_MENTION = re.compile(r"<[@!#][^>]*>|@\w+")
 _GREETING = re.compile(
     r"^(?:(?:hi|hello|hey|heya|hiya|yo|howdy|greetings|good (?:morning|afternoon|evening)|dear)"
     r"(?:\s+(?:all|everyone|everybody|folks|guys|team|there|people|devs|milvus team|y'?all))?|"
@@ -107,10 +109,15 @@ def plain_text(text: str) -> str:
     )
 
 
+def without_mentions(text: str) -> str:
+    """The text without its chat mentions (a message that is only mentions asks nothing)."""
+    return _MENTION.sub(" ", text)
+
+
 def clean_query(text: str) -> str:
     """Drop chat mentions, leading greetings and trailing thanks, and collapse whitespace (of
     the `plain_text`)."""
-    query = " ".join(_MENTION.sub(" ", plain_text(text)).split())
+    query = " ".join(without_mentions(plain_text(text)).split())
     while query:
         shorter = _THANKS.sub("", _GREETING.sub("", query, count=1)).strip()
         if not shorter or shorter == query:

@@ -54,7 +54,7 @@ from core.prompting import (
     search_query,
     whole_sentences,
 )
-from core.retrieval import RetrievalConfig, Retriever, plain_text
+from core.retrieval import RetrievalConfig, Retriever, plain_text, without_mentions
 from core.runlog import IndexRun, RunLog
 from core.scope_check import asks_whether_supported, passages_cover
 from core.sources import BUNDLED, SnapshotSource, is_site_url, open_source
@@ -283,8 +283,8 @@ class RagService:
         """The answer to an empty or oversized question (usage help, "too long"), else None.
         Adapters call it before posting anything; `stream` applies it too."""
         question = question.strip()
-        if not any(ch.isalnum() for ch in question):
-            # nothing asked: blank, or only punctuation, emoji or an empty code fence ("```\n```")
+        if not any(ch.isalnum() for ch in without_mentions(question)):
+            # nothing asked: blank, or only mentions, punctuation, emoji or an empty code fence
             return Answer(text=USAGE, outcome=Outcome.EMPTY)
         if len(question) > self.settings.max_question_chars:
             return Answer(

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from core.generation import OpenAIChatLLM
+from core.generation import MAX_CHARS_PER_TOKEN, OpenAIChatLLM
 from core.models import Answer
 from core.prompting import Turn
 from core.service import RagService
@@ -133,6 +133,10 @@ async def test_an_answer_that_loops_is_stopped_after_saying_it_once(
         ("   ", "empty"),
         ("```\n```", "empty"),
         ("🙂🙂 ??", "empty"),
+        ("<@U123>", "empty"),  # only mentions: nothing asked
+        ("<@U1> <@U2> <!here> @everyone", "empty"),
+        ("<!channel>", "empty"),
+        ("<@&987654321> <#C0123|general>", "empty"),
         ("hi there!", "small_talk"),
         ("x" * 5000, "too_long"),
     ],
@@ -235,6 +239,56 @@ async def test_a_stream_dropped_midway_ends_with_an_error_outcome_and_sources(
     assert answer.text.startswith("HNSW's M sets the maximum number\n\n(The answer stops here")
     assert "Traceback" not in answer.text and "RemoteProtocolError" not in answer.text
     assert answer.sources and answer.sources[0].url.startswith("https://milvus.io/docs/")
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        "{not json",  # the SDK cannot parse it
+        '{"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m", '
+        '"choices": [{"index": 0, "delta": null, "finish_reason": null}]}',  # no delta
+        '{"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m", '
+        '"choices": [{"index": 0, "delta": {"content": ["a", "list"]}, "finish_reason": null}]}',
+    ],
+)
+async def test_a_malformed_event_midway_is_a_broken_stream_not_an_internal_error(
+    indexed_service: RagService, fake_llm: FakeLLM, event: str
+) -> None:
+    fake_llm.answer = "HNSW's M sets the maximum number of edges per node [1] and the rest never comes"
+    fake_llm.broken_after, fake_llm.broken_event = 6, event
+    answer = await _service(indexed_service, fake_llm.base_url).ask("what does M control in an HNSW index?")
+    assert answer.outcome == "error" and answer.error == "llm_stream_broken"
+    assert answer.text.startswith("HNSW's M sets the maximum number")
+    assert _lists_docs_pages(answer)
+
+
+async def test_control_characters_and_lone_surrogates_in_model_output_are_dropped(
+    indexed_service: RagService, fake_llm: FakeLLM
+) -> None:
+    """An ANSI escape would reach terminals raw; NUL and a lone surrogate break JSON, SQLite and
+    UTF-8 output."""
+    fake_llm.answer = "Set\x00 M between\x1b[31m 4 and 64\ud800 [1].\nTabs\tand line breaks stay."
+    service = _service(indexed_service, fake_llm.base_url)
+    parts = [part async for part in service.stream("what does M control in an HNSW index?")]
+    answer = parts[-1]
+    assert isinstance(answer, Answer) and answer.outcome == "answered"
+    streamed = "".join(p for p in parts if isinstance(p, str))
+    for text in (streamed, answer.text):
+        assert "Set M between[31m 4 and 64 [1]." in text and "Tabs\tand line breaks stay." in text
+        text.encode("utf-8")  # no lone surrogate left to fail here
+
+
+async def test_a_server_that_ignores_max_tokens_is_cut_like_one_that_stopped_there(
+    indexed_service: RagService, fake_llm: FakeLLM
+) -> None:
+    fake_llm.answer = "HNSW's M sets the maximum number of edges per node [1]. " * 40  # 440 words
+    fake_llm.ignore_max_tokens = True
+    service = _service(indexed_service, fake_llm.base_url, max_tokens=5)  # at most 5 * 32 characters
+    parts = [part async for part in service.stream("what does M control in an HNSW index?")]
+    answer = parts[-1]
+    assert isinstance(answer, Answer) and answer.outcome == "answered"
+    assert len("".join(p for p in parts if isinstance(p, str))) <= 5 * MAX_CHARS_PER_TOKEN
+    assert "(The answer stops here: it reached its length limit." in answer.text
 
 
 async def test_an_answer_cut_at_the_token_limit_keeps_its_whole_sentences_and_says_so(

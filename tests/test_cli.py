@@ -262,6 +262,15 @@ def test_chat_on_an_empty_index_says_what_to_do(docsbot: Run) -> None:
     assert result.returncode == 1 and "run `docsbot index` first" in result.stderr
 
 
+def test_ask_on_an_empty_index_tells_the_operator_what_to_run(docsbot: Run) -> None:
+    result = docsbot("ask", "--no-llm", "what is knowhere?", COLLECTION="nothing_here")
+    assert result.returncode == 1 and "run `docsbot index` first" in result.stdout
+    assert "operators can see" not in result.stdout  # the chat users' sentence is not for the terminal
+    as_json = docsbot("ask", "--json", "--no-llm", "what is knowhere?", COLLECTION="nothing_here")
+    answer = json.loads(as_json.stdout)
+    assert answer["error"] == "index_empty" and "run `docsbot index` first" in answer["answer"]
+
+
 @pytest.mark.usefixtures("first_index")
 def test_eval_answers_adds_fact_scores_beside_the_retrieval_keys(docsbot: Run, tmp_path: Path) -> None:
     from .fakes.judge_server import ThreadedFakeJudge

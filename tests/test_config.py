@@ -48,6 +48,13 @@ def test_environment_overrides_settings(monkeypatch: pytest.MonkeyPatch) -> None
         ({"REPORT_CHANNEL": "#general"}, "REPORT_CHANNEL: must be slack:CHANNEL_ID"),
         ({"CRAWL_INCLUDE": "^/docs/(["}, "CRAWL_INCLUDE: not a valid regular expression"),
         ({"SLACK_MODE": "webhook"}, "SLACK_MODE"),
+        ({"LLM_BASE_URL": "http://[::1/v1"}, "LLM_BASE_URL: not a valid URL"),
+        ({"LLM_BASE_URL": "http://127.0.0.1:99999/v1"}, "LLM_BASE_URL: not a valid URL"),
+        ({"LLM_BASE_URL": "not-a-url"}, "LLM_BASE_URL: must be an http(s) URL with a host"),
+        ({"LLM_BASE_URL": ""}, "LLM_BASE_URL: must be an http(s) URL with a host"),
+        ({"JUDGE_BASE_URL": "127.0.0.1:8000/v1"}, "JUDGE_BASE_URL: must be an http(s) URL"),
+        ({"SLACK_API_URL": "ftp://slack.com/api/"}, "SLACK_API_URL: must be an http(s) URL"),
+        ({"PASSAGE_CHARS": "-1"}, "PASSAGE_CHARS"),
     ],
 )
 def test_invalid_values_fail_with_one_line_naming_the_setting(
@@ -69,3 +76,15 @@ def test_cli_reports_config_error_in_one_line_and_exits_2(
     assert main(["status"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("docsbot: invalid configuration: TOP_K") and "\n" not in err
+
+
+def test_cli_reports_an_unusable_data_dir_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "a-file" / "data"))  # under a file: no mkdir there
+    monkeypatch.setenv("MILVUS_URI", str(tmp_path / "milvus.db"))
+    assert main(["status"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("docsbot: Not a directory: ") and "DATA_DIR" in err and "\n" not in err

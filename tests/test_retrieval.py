@@ -129,6 +129,7 @@ async def test_empty_question_returns_nothing(indexed_service: RagService) -> No
 
 def test_clean_query_drops_mentions() -> None:
     assert clean_query("<@U024BE7LH> how do I   index?") == "how do I index?"
+    assert clean_query("<!here> <@&42> what is <!subteam^S1|@helpers> knowhere?") == "what is knowhere?"
 
 
 def test_clean_query_drops_greetings_and_thanks_but_never_the_whole_question() -> None:

@@ -52,6 +52,13 @@ class QuestionEvent:
 QuestionListener = Callable[[QuestionEvent], None]
 
 
+class RateLimited(str):
+    """A refusal because the user asks faster than USER_RATE_LIMIT. Still the sentence to show
+    (a `str`), marked so an adapter can tell a flood from other refusals and answer it once."""
+
+    __slots__ = ()
+
+
 class ChatCore:
     def __init__(self, settings: Settings, service: RagService, records: Records) -> None:
         self.settings = settings
@@ -65,7 +72,8 @@ class ChatCore:
         self._active: dict[asyncio.Task[Any], bool] = {}
 
     def refuse(self, user_id: str, question: str) -> str | None:
-        """A message to send instead of answering (usage help, too long, rate limited), or None."""
+        """A message to send instead of answering (usage help, too long, rate limited: a
+        `RateLimited`), or None."""
         if self.draining:
             return SHUTTING_DOWN
         if (refused := self.service.check_input(question)) is not None:
@@ -73,7 +81,7 @@ class ChatCore:
         wait = self.limiter.retry_after(user_id)
         if wait:
             log.info("rate limited user=%s retry_after=%.0fs", user_id, wait)
-            return rate_limited(self.settings.user_rate_limit, wait)
+            return RateLimited(rate_limited(self.settings.user_rate_limit, wait))
         self._track()
         return None
 

@@ -2,7 +2,8 @@
 
 - **Forums** (DISCORD_FORUM_CHANNEL_IDS): every new post is answered in its thread (the title
   and the first message are the question). Later messages from the post's author are follow-ups,
-  answered with the thread so far (only the author's and the bot's own messages) as history.
+  answered with the thread so far (only the author's and the bot's own messages) as history;
+  thanks, greetings and words for someone else get nothing (`QuestionsCog.is_for_me`).
 - **Auto-reply channels** (DISCORD_AUTO_REPLY_CHANNELS): a top-level message that looks like a
   question (`looks_like_question`, the same test as Slack's) or mentions the bot is answered in a
   thread started from it; chatter gets nothing. Follow-ups from the asker in that thread are
@@ -107,9 +108,9 @@ class HelpCog(commands.Cog):
     async def _handle(self, message: discord.Message) -> None:
         assert self.bot.user is not None
         channel = message.channel
-        mentioned = self.bot.user in message.mentions
+        mentioned = self.questions.mentions_me(message)
         if isinstance(channel, discord.TextChannel):  # top level of an auto-reply channel
-            question = self.questions.clean(message.content)
+            question = self.questions.clean(message)
             if mentioned or looks_like_question(question):
                 await self.questions.answer_message(message, question, new_thread=True, needs_human=True)
             return
@@ -122,15 +123,14 @@ class HelpCog(commands.Cog):
         if await self.channels.is_quiet(channel):
             return
         if channel.parent_id in self.channels.forums and message.id == channel.id:  # a new post
-            question = with_title(channel, self.questions.clean(message.content))
+            question = with_title(channel, self.questions.clean(message))
             await self.questions.answer_message(message, question, needs_human=True)
             return
-        asker = await self.questions.asker_of(channel)
-        if message.author.id == asker or mentioned:
+        if mentioned or await self.questions.is_for_me(message):
             if await self._helper_wrote(channel, message):  # before a restart, say
                 return
             await self.questions.answer_message(
-                message, self.questions.clean(message.content), follow_up=True, needs_human=True
+                message, self.questions.clean(message), follow_up=True, needs_human=True
             )
 
     async def _resolve_channel(self, message: discord.Message) -> None:

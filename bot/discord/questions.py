@@ -1,11 +1,16 @@
 """Questions on Discord: mentions, follow-ups and `/ask`; the answer flow the help cog reuses.
 
-A mention (or any message in a DM, when DMs are allowed) is a question. The bot shows typing,
-replies (or opens a thread, with DISCORD_REPLY_IN_THREAD) when the first words arrive, edits the
-reply as the answer streams, and ends with the full answer, a sources embed and the buttons of
-`feedback.py`. A reply to one of the bot's answers, or a message in a thread the bot opened, is
-a follow-up: the conversation so far goes to the service as history, only the asker's and the
-bot's own messages (other people's are left out: thread history is data, not instructions).
+A mention of the bot, or of its managed role (which Discord's autocomplete often offers), or any
+message in a DM when DMs are allowed, is a question. The bot shows typing, replies (or opens a
+thread, with DISCORD_REPLY_IN_THREAD; a plain reply when it may not) when the first words arrive,
+edits the reply as the answer streams, and ends with the full answer, a sources embed and the
+buttons of `feedback.py`. A reply to one of the bot's answers, or a message in a thread the bot
+opened, is a follow-up: the conversation so far goes to the service as history, only the asker's
+and the bot's own messages (other people's are left out: thread history is data, not
+instructions). Without a mention, a follow-up is answered only when it is for the bot
+(`wants_an_answer`: no thanks, greetings or words for someone else) and, in a thread, only from
+the asker; people talking to each other there are left alone. A user over USER_RATE_LIMIT is
+told so once per window; the rest of a flood gets nothing, so the bot never amplifies it.
 Messages in help channels (`help.py`) are the help cog's.
 """
 
@@ -22,9 +27,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.chat.flow import ChatCore
+from bot.chat.flow import ChatCore, RateLimited
 from bot.chat.limits import Seen
 from bot.chat.outcomes import is_votable
+from bot.chat.questions import wants_an_answer
 from bot.chat.texts import DMS_OFF, ERROR_SENTENCE
 from bot.discord.feedback import answer_view
 from bot.discord.interactions import is_expired, reply_privately
@@ -119,6 +125,7 @@ class QuestionsCog(commands.Cog):
         self.core = core
         self.settings = core.settings
         self.seen = Seen(max_keys=SEEN_MESSAGES, max_age=SEEN_SECONDS)  # messages answered (dedupe)
+        self.told_to_wait = Seen(max_age=core.limiter.window)  # users told they ask too fast
         dms = self.settings.discord_allow_dms
         self.ask.allowed_contexts = app_commands.AppCommandContext(guild=True, dm_channel=dms)
 
@@ -133,13 +140,14 @@ class QuestionsCog(commands.Cog):
         if self.bot.help_channels.claims(message):  # forums and auto-reply channels: help.py
             return
         follow_up = await self._is_follow_up(message)
-        if not (follow_up or message.guild is None or self.bot.user in message.mentions):
+        wanted = self.mentions_me(message) or message.guild is None
+        if not (wanted or (follow_up and await self.is_for_me(message))):
             return
         with self.bot.inflight.track():
             try:
                 new_thread = self.settings.discord_reply_in_thread and not follow_up
                 await self.answer_message(
-                    message, self.clean(message.content), follow_up=follow_up, new_thread=new_thread
+                    message, self.clean(message), follow_up=follow_up, new_thread=new_thread
                 )
             except Exception:
                 log.exception("answering message %s failed", message.id)
@@ -165,12 +173,15 @@ class QuestionsCog(commands.Cog):
             return
         user = str(message.author.id)
         if (refusal := self.core.refuse(user, question)) is not None:
+            if isinstance(refusal, RateLimited) and not self.told_to_wait.first_time(user):
+                log.info("user %s is still over the rate limit; message %s left unanswered", user, message.id)
+                return
             await message.reply(refusal, allowed_mentions=NO_PINGS)
             return
         history = await self._history(message) if follow_up else []
         thread: discord.Thread | None = None
         if new_thread and isinstance(message.channel, discord.TextChannel):
-            thread = await message.create_thread(name=_thread_name(question), auto_archive_duration=1440)
+            thread = await _open_thread(message, question)
         sink = MessageSink(message, thread)
         where = thread or message.channel
         async with _typing(where):
@@ -193,6 +204,22 @@ class QuestionsCog(commands.Cog):
             return False
         parent = await self._referenced(message)
         return parent is not None and parent.author.id == self.bot.user.id
+
+    async def is_for_me(self, message: discord.Message) -> bool:
+        """Whether a follow-up without a mention is for the bot: it asks something
+        (`wants_an_answer`) and, in a thread, the asker (`asker_of`) wrote it. In a thread about
+        someone's question, other people talk to each other; they can still mention the bot."""
+        if not wants_an_answer(self.clean(message)):
+            return False
+        thread = message.channel
+        return not isinstance(thread, discord.Thread) or message.author.id == await self.asker_of(thread)
+
+    def mentions_me(self, message: discord.Message) -> bool:
+        """Whether the message mentions the bot: its user, or its managed role (`<@&id>`, which
+        Discord's autocomplete often inserts for the bot's name)."""
+        assert self.bot.user is not None
+        role = _self_role(message)
+        return self.bot.user in message.mentions or (role is not None and role in message.role_mentions)
 
     async def _referenced(self, message: discord.Message) -> discord.Message | None:
         """The message `message` replies to (from the event, the cache, or the API)."""
@@ -242,7 +269,7 @@ class QuestionsCog(commands.Cog):
             if old.author.id not in (bot_id, asker):
                 continue  # other people's messages never reach the LLM
             role = "assistant" if old.author.id == bot_id else "user"
-            text = self.clean(old.content)
+            text = self.clean(old)
             if isinstance(channel, discord.Thread) and old.id == channel.id and role == "user":
                 text = with_title(channel, text)  # a forum post: its title is part of the question
             if not text:
@@ -253,10 +280,13 @@ class QuestionsCog(commands.Cog):
                 turns.append(Turn(role, text, str(old.author.id)))
         return turns
 
-    def clean(self, content: str) -> str:
-        """The question without the bot's mention."""
+    def clean(self, message: discord.Message) -> str:
+        """The message's text without the bot's mentions (of its user and its managed role)."""
         assert self.bot.user is not None
-        return re.sub(rf"<@!?{self.bot.user.id}>", " ", content).strip()
+        text = re.sub(rf"<@!?{self.bot.user.id}>", " ", message.content)
+        if (role := _self_role(message)) is not None:
+            text = text.replace(f"<@&{role.id}>", " ")
+        return text.strip()
 
     # --- /ask ------------------------------------------------------------------------------
 
@@ -322,6 +352,21 @@ def channel_kind(channel: object) -> str:
         everyone = channel.guild.default_role
         return "public" if channel.permissions_for(everyone).view_channel else "private"
     return "unknown"
+
+
+def _self_role(message: discord.Message) -> discord.Role | None:
+    """The bot's managed role in the message's server (None in a DM, or when it has none)."""
+    return message.guild.self_role if message.guild is not None else None
+
+
+async def _open_thread(message: discord.Message, question: str) -> discord.Thread | None:
+    """A thread started from the question for the answer; None, so the answer is a plain reply,
+    when Discord refuses (no Create Public Threads permission, or the message has a thread)."""
+    try:
+        return await message.create_thread(name=_thread_name(question), auto_archive_duration=1440)
+    except discord.HTTPException as exc:
+        log.warning("could not open a thread from message %s (%s); answering with a reply", message.id, exc)
+        return None
 
 
 async def _starter(thread: discord.Thread) -> discord.Message | None:

@@ -27,7 +27,10 @@ NO_PINGS = discord.AllowedMentions.none()
 #: Shown while streaming after the part that fits.
 MORE = " …"
 
-_FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
+#: A line that opens or closes a code block: ``` with no other backtick after it (an info
+#: string, the language, may follow), or ~~~. "```pip install pymilvus``` then run" is inline
+#: code, which Discord shows fine; it opens no block.
+_FENCE = re.compile(r"^\s*(`{3,}(?!.*`)|~{3,})")
 #: Code blocks and inline code (left as they are: Discord shows no links there).
 _CODE = re.compile(r"(`{3,}|~{3,}).*?(?:\1|\Z)|`[^`\n]*`", re.S)
 #: A Markdown link's target not yet in angle brackets: `](https://...)`.

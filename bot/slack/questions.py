@@ -3,8 +3,13 @@
 - A mention is answered in its thread (the mention starts one when it is top-level).
 - A reply in a thread the bot answered in is a follow-up: the thread so far is the history (only
   the asker's and the bot's own messages reach the LLM: `core.prompting.conversation_of`).
+  Without a mention, only someone the bot answered in that thread gets a reply, and only when
+  the message is for the bot (`bot.chat.questions.wants_an_answer`: no thanks, greetings or
+  words for someone else); people talking to each other in the thread are left alone.
 - In SLACK_AUTO_REPLY_CHANNELS, a top-level message that looks like a question
   (`bot.chat.questions.looks_like_question`) is answered in its thread without a mention.
+- A message with files attached (subtype `file_share`) counts like any other: its text is the
+  question.
 - Once someone pressed "Still need help?" in a thread, the bot stays out of it.
 - `/ask` answers in the channel (edits, no thread), or only to the asker (SLACK_ASK_EPHEMERAL).
 
@@ -25,7 +30,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 
 from bot.chat.limits import MAX_KEYS, Seen
-from bot.chat.questions import looks_like_question
+from bot.chat.questions import looks_like_question, wants_an_answer
 from bot.slack.calls import error_of, from_a_bot, safe_respond, tell
 from bot.slack.render import answer_messages, escape, fallback_text, slack_to_plain
 from bot.slack.reply import PLACEHOLDER, ThreadReply
@@ -43,6 +48,8 @@ log = logging.getLogger("docsbot.slack")
 HISTORY_MESSAGES = 50
 #: Slack's `channel_type` of message events -> the kind records keep.
 CHANNEL_TYPES = {"channel": "public", "group": "private", "im": "dm", "mpim": "private"}
+#: Message subtypes that are a person writing: plain, "also send to channel", with files attached.
+PEOPLE_SUBTYPES = (None, "thread_broadcast", "file_share")
 
 
 class Questions:
@@ -54,7 +61,7 @@ class Questions:
         self.settings = slack.settings
         self.auto_reply = Settings.id_list(self.settings.slack_auto_reply_channels)
         self._messages = Seen()  # channel:ts: one message can arrive as app_mention and message
-        self._threads = Seen(max_age=7 * 24 * 3600.0)  # channel:thread_ts the bot answered in
+        self._askers = Seen(max_age=7 * 24 * 3600.0)  # channel:thread_ts:user the bot answered
         self._kinds: OrderedDict[str, str] = OrderedDict()  # channel -> kind (bounded, LRU)
 
     def register(self, app: AsyncApp) -> None:
@@ -70,18 +77,20 @@ class Questions:
         self.slack.spawn(self.answer_message(event, context), "mention")
 
     async def on_message(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
-        """Follow-ups in threads the bot answered, and questions in auto-reply channels
-        (mentions come as app_mention)."""
-        if from_a_bot(event) or event.get("subtype") not in (None, "thread_broadcast"):
+        """Follow-ups from people the bot answered in a thread, and questions in auto-reply
+        channels (mentions come as app_mention)."""
+        if from_a_bot(event) or event.get("subtype") not in PEOPLE_SUBTYPES:
             return
         bot_user_id = context.bot_user_id or ""
         if bot_user_id and f"<@{bot_user_id}" in event.get("text", ""):
             return  # the app_mention event answers it
         thread_ts, channel, ts = event.get("thread_ts"), str(event.get("channel", "")), event.get("ts")
+        text = slack_to_plain(str(event.get("text", "")))
         if thread_ts and thread_ts != ts:
-            if f"{channel}:{thread_ts}" in self._threads:
+            asker = f"{channel}:{thread_ts}:{event.get('user', '')}"
+            if asker in self._askers and wants_an_answer(text):
                 self.slack.spawn(self.answer_message(event, context), "follow-up")
-        elif channel in self.auto_reply and looks_like_question(slack_to_plain(str(event.get("text", "")))):
+        elif channel in self.auto_reply and looks_like_question(text):
             self.slack.spawn(self.answer_message(event, context), "auto-reply")
 
     async def on_ask(self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
@@ -119,7 +128,7 @@ class Questions:
                 "slack", channel, user, question, history, reply.show, channel_kind=kind
             )
             await reply.finish(answer, answer_id, escalate=self.slack.escalation_enabled)
-            self._threads.first_time(f"{channel}:{thread_ts}")
+            self._askers.first_time(f"{channel}:{thread_ts}:{user}")
         except Exception:
             log.exception("slack: answering in %s failed", channel)
             await reply.fail()

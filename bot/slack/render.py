@@ -46,7 +46,10 @@ WHY_VIEW = "why_not_helpful"
 WHY_REASON = "reason"
 WHY_TEXT = "details"
 
-_FENCE = re.compile(r"```[^\n`]*\n?(.*?)```", re.S)
+#: A code block: an opening fence is ``` and an optional info string (the language) alone on
+#: its line; "Run ```pip install pymilvus``` first" is inline code (`_ONE_LINE_FENCE`).
+_FENCE = re.compile(r"^([ \t]*)```[^`\n]*\n(.*?)```", re.S | re.M)
+_ONE_LINE_FENCE = re.compile(r"```([^`\n]+)```")
 _INLINE_CODE = re.compile(r"`[^`\n]+`")
 _LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^\s)]+)\)")
 _BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
@@ -58,6 +61,8 @@ _BROADCAST = re.compile(r"@(here|channel|everyone)\b", re.I)
 _PLACEHOLDER = "\x00{}\x00"
 _SLACK_LINK = re.compile(r"<(https?://[^|>]+)\|([^>]*)>|<(https?://[^>]+)>")
 _SLACK_MENTION = re.compile(r"<([@#!])([^|>]+)(?:\|([^>]*))?>")
+#: What a long line is never cut inside: our links and the escapes of `&`, `<` and `>`.
+_UNCUTTABLE = re.compile(r"<[^<>\n]*>|&(?:amp|lt|gt);")
 
 
 def escape(text: str) -> str:
@@ -76,7 +81,8 @@ def to_mrkdwn(markdown: str) -> str:
         return _PLACEHOLDER.format(len(kept) - 1)
 
     text = markdown.replace("\x00", "")
-    text = _FENCE.sub(lambda m: keep("```\n" + escape(m.group(1).rstrip("\n")) + "\n```"), text)
+    text = _FENCE.sub(lambda m: m.group(1) + keep("```\n" + escape(m.group(2).rstrip("\n")) + "\n```"), text)
+    text = _ONE_LINE_FENCE.sub(lambda m: keep("`" + escape(m.group(1).strip()) + "`"), text)
     text = _INLINE_CODE.sub(lambda m: keep(escape(m.group(0))), text)
     text = escape(text)
     text = _LINK.sub(lambda m: keep(_link(_unescape(m.group(2)), m.group(1))), text)
@@ -130,15 +136,30 @@ def split_mrkdwn(text: str, limit: int = _SPLIT_AT) -> list[str]:
 
 
 def _cut_long_lines(lines: Sequence[str], limit: int) -> Iterator[str]:
+    """Each line, cut into pieces of at most `limit` characters where it is longer."""
     for line in lines:
         while len(line) > limit:
-            cut = line.rfind(" ", 0, limit)
-            cut = cut if cut > limit // 2 else limit
-            while line[:cut].count("&") > line[:cut].count(";") and cut < len(line):  # keep &amp; whole
-                cut = line.find(";", cut) + 1 or len(line)
+            cut = _cut_point(line, limit)
             yield line[:cut]
             line = line[cut:].lstrip(" ")
         yield line
+
+
+def _cut_point(line: str, limit: int) -> int:
+    """Where to cut a line longer than `limit`: at the last space in the second half of the first
+    `limit` characters, else as late as fits. Never inside a `<url|label>` link (a label has
+    spaces, a URL may hold a raw `&`) or an `&amp;` escape, unless one alone is over the limit."""
+    whole = [m.span() for m in _UNCUTTABLE.finditer(line) if m.start() < limit]
+
+    def outside(at: int) -> int:  # `at`, or the start of the link or escape it falls inside
+        return next((start for start, end in whole if start < at < end), at)
+
+    space = line.rfind(" ", 0, limit + 1)
+    while space > limit // 2:
+        if outside(space) == space:
+            return space
+        space = line.rfind(" ", 0, outside(space))
+    return outside(limit) or limit
 
 
 def source_elements(sources: Sequence[Source]) -> list[Block]:

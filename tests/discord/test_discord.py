@@ -16,12 +16,26 @@ import pytest
 
 from bot.chat.texts import ERROR_SENTENCE, FEEDBACK_THANKS, FEEDBACK_UNKNOWN
 from bot.discord.reindex import REFUSAL
-from bot.discord.render import no_previews, split_message
-from core.service import USAGE, RagService
+from bot.discord.render import no_previews, preview, split_message
+from core.embedding import SentenceTransformerEmbedder
+from core.errors import IndexEmptyError
+from core.service import USAGE, RagService, open_service
 
+from ..conftest import make_settings
 from ..fakes.discord_api import MANAGE_GUILD, FakeDiscord, snowflake
 from ..fakes.llm_server import FakeLLM
-from .helpers import QUESTION, Bot, answered, bare_links, buttons, closed_port, member, no_pings, running_bot
+from .helpers import (
+    ANSWER,
+    QUESTION,
+    Bot,
+    answered,
+    bare_links,
+    buttons,
+    closed_port,
+    member,
+    no_pings,
+    running_bot,
+)
 
 
 async def test_mention_streams_a_reply_then_ends_with_links_and_buttons(bot: Bot) -> None:
@@ -207,20 +221,48 @@ def test_split_message_keeps_parts_short_and_fences_balanced(text: str) -> None:
     assert "".join(parts).replace("\n", "").replace(" ", "").count("x") >= text.count("x")
 
 
-async def test_users_asking_too_fast_are_told_to_wait(
-    indexed_service: RagService, fake_discord: FakeDiscord, fake_llm: FakeLLM, tmp_path: Path
+def test_one_line_triple_backtick_code_opens_no_code_block() -> None:
+    inline = "```pip install pymilvus``` then run it."
+    text = f"Install it:\n{inline}\n\nThen connect."
+    assert split_message(text) == [text] and preview(text) == text
+    long = f"{inline}\n\n" + "\n\n".join(f"Paragraph {i}. " + "word " * 150 for i in range(6))
+    parts = split_message(long)
+    assert len(parts) >= 2 and parts[0].startswith(inline)
+    assert all(part.count("```") % 2 == 0 for part in parts)  # no fence added, none reopened
+    assert "".join(parts).count("```") == 2
+
+
+async def test_users_asking_too_fast_are_told_to_wait_once_per_flood(
+    indexed_service: RagService,
+    fake_discord: FakeDiscord,
+    fake_llm: FakeLLM,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     discord, alice = fake_discord, member()
     async with running_bot(indexed_service, discord, fake_llm, tmp_path, user_rate_limit=2):
-        for _ in range(3):
-            await discord.send_message(QUESTION, author=alice)
-        await discord.wait_until(lambda: answered(discord, 2)() and len(discord.bot_messages()) == 3)
+        with caplog.at_level(logging.INFO, logger="docsbot.chat"):
+            for _ in range(6):
+                await discord.send_message(QUESTION, author=alice)
+            await discord.wait_until(
+                lambda: sum("rate limited" in r.getMessage() for r in caplog.records) == 4
+            )
+        await discord.wait_until(answered(discord, 2))
+        await asyncio.sleep(0.3)
         refusals = [m for m in discord.bot_messages() if m["content"].startswith("You're asking faster")]
         assert len(refusals) == 1 and "2 questions a minute" in refusals[0]["content"]
-        assert len(fake_llm.requests) == 2
+        assert len(discord.bot_messages()) == 3 and len(fake_llm.requests) == 2
         # someone else is not limited by alice
         await discord.send_message(QUESTION, author=member("bob"))
         await discord.wait_until(answered(discord, 3))
+
+
+async def test_a_mention_of_the_bots_managed_role_is_a_mention(bot: Bot) -> None:
+    discord, role = bot.discord, bot.discord.bot_role_id  # Discord's autocomplete often inserts it
+    await discord.send_message(f"<@&{role}> {QUESTION}", author=member(), mention=False, role_mentions=[role])
+    await discord.wait_until(answered(discord))
+    (record,) = bot.records.questions()
+    assert record.question == QUESTION
 
 
 async def test_empty_and_oversized_mentions_get_usage_help(bot: Bot) -> None:
@@ -344,6 +386,62 @@ async def test_reply_in_thread_opens_a_thread_and_follows_up_there(
         assert f'<turn from="asker">\n{QUESTION}' in asked
         assert f'<turn from="assistant">\n{answer["content"]}' in asked
         assert len(discord.bot_messages(thread)) == 2
+
+
+async def test_in_the_bots_thread_only_the_askers_questions_get_a_reply_without_a_mention(
+    indexed_service: RagService, fake_discord: FakeDiscord, fake_llm: FakeLLM, tmp_path: Path
+) -> None:
+    discord, alice, bob = fake_discord, member("alice"), member("bob")
+    async with running_bot(indexed_service, discord, fake_llm, tmp_path, discord_reply_in_thread=True):
+        thread = (await discord.send_message(QUESTION, author=alice))["id"]
+        await discord.wait_until(answered(discord))
+        for text, author in [
+            (f"<@{alice['id']}> I think you need IVF_PQ", bob),
+            ("what about IVF_PQ?", bob),  # not the asker
+            ("thanks!", alice),  # the asker, asking nothing
+            (f"<@{bob['id']}> good idea, trying it now", alice),
+        ]:
+            await discord.send_message(text, author=author, mention=False, channel_id=thread)
+        await asyncio.sleep(0.5)
+        assert len(fake_llm.requests) == 1 and len(discord.bot_messages(thread)) == 1
+
+        await discord.send_message(QUESTION, author=bob, channel_id=thread)  # a mention: anyone
+        await discord.wait_until(answered(discord, 2))
+        await discord.send_message("and its default?", author=alice, mention=False, channel_id=thread)
+        await discord.wait_until(answered(discord, 3))
+        assert len(discord.bot_messages(thread)) == 3
+
+
+async def test_a_thread_the_bot_may_not_open_becomes_a_plain_reply(
+    indexed_service: RagService,
+    fake_discord: FakeDiscord,
+    fake_llm: FakeLLM,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    discord = fake_discord
+    discord.forbid.append(r"POST /channels/\d+/messages/\d+/threads")  # no Create Public Threads
+    async with running_bot(indexed_service, discord, fake_llm, tmp_path, discord_reply_in_thread=True):
+        with caplog.at_level(logging.WARNING, logger="docsbot.discord"):
+            asked = await discord.send_message(QUESTION, author=member())
+            await discord.wait_until(answered(discord))
+    (answer,) = discord.bot_messages()
+    assert answer["message_reference"]["message_id"] == asked["id"] and answer["content"].startswith(ANSWER)
+    assert any("could not open a thread" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_question_before_anything_is_indexed_gets_a_sentence_for_chat_users(
+    embedder: SentenceTransformerEmbedder, fake_discord: FakeDiscord, fake_llm: FakeLLM, tmp_path: Path
+) -> None:
+    settings = make_settings(tmp_path, collection="nothing_indexed")
+    async with (
+        open_service(settings, embedder=embedder, generation=False) as empty,
+        running_bot(empty, fake_discord, fake_llm, tmp_path),
+    ):
+        await fake_discord.send_message(QUESTION, author=member())
+        await fake_discord.wait_until(answered(fake_discord))
+    (answer,) = fake_discord.bot_messages()
+    assert answer["content"] == IndexEmptyError.user_message and "docsbot index" not in answer["content"]
 
 
 async def test_a_dm_needs_no_mention(bot: Bot) -> None:

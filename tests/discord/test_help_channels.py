@@ -98,6 +98,22 @@ async def test_a_forum_post_is_answered_in_it_and_so_are_the_authors_follow_ups(
     assert "FAISS" not in sent
 
 
+async def test_in_a_post_thanks_get_nothing_and_a_mention_of_the_bots_role_is_answered(
+    help_server: Help,
+) -> None:
+    help, alice, bob = help_server, member("alice"), member("bob")
+    thread = await help.post(alice)
+    await help.say(thread, "thanks, that worked!", alice)
+    await quiet_for_a_moment(help, 1)
+    assert len(help.discord.bot_messages(thread)) == 1
+
+    role = help.discord.bot_role_id  # what Discord's autocomplete often inserts for the bot
+    await help.say(thread, f"<@&{role}> {FOLLOW_UP}", bob, role_mentions=[role])
+    await help.discord.wait_until(answered(help.discord, 2))
+    sent = json.dumps(help.llm.requests[1]["messages"])
+    assert FOLLOW_UP in sent and "<@&" not in sent
+
+
 async def test_a_post_whose_first_message_arrives_before_its_thread_is_answered(help_server: Help) -> None:
     help, discord = help_server, help_server.discord
     thread, _starter = await discord.forum_post(

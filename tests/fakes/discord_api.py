@@ -3,7 +3,8 @@
 One aiohttp server on 127.0.0.1 plays both parts:
 
 - the gateway (`/gateway`, a websocket): HELLO, IDENTIFY -> READY + GUILD_CREATE for one
-  server with one text channel (plus the channels, forums and roles a test adds), heartbeat
+  server with one text channel (plus the channels, forums and roles a test adds) and the bot's
+  managed role (`bot_role_id`, as Discord makes for a bot invited with permissions), heartbeat
   ACKs, RESUME -> RESUMED; tests push MESSAGE_CREATE, THREAD_CREATE and INTERACTION_CREATE
   through it (`send_message`, `forum_post`, `command`, `click`, `submit_modal`);
 - the REST API (`/api/v10/...`): login, application info, command sync, members (read),
@@ -18,7 +19,8 @@ carry their role ids on MESSAGE_CREATE and interactions (`roles=`). The bot's me
 `allowed_mentions` and `flags` they were sent with (SUPPRESS_EMBEDS = 1 << 2), for the tests.
 
 Knobs: `expired` (interaction ids whose callback answers 10062 Unknown interaction, as Discord
-does after 3 s) and `fail` (regexes of `METHOD /path` that answer 400, to provoke errors).
+does after 3 s), `fail` (regexes of `METHOD /path` that answer 400, to provoke errors) and
+`forbid` (regexes answered 403 50013 Missing Permissions, as for a permission the bot lacks).
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ class FakeDiscord:
     channel_id: str = field(default_factory=snowflake)
     app_id: str = field(default_factory=snowflake)
     admin_role_id: str = field(default_factory=snowflake)
+    bot_role_id: str = field(default_factory=snowflake)
     bot: dict[str, Any] = field(default_factory=lambda: user(snowflake(), "docsbot", bot=True))
     calls: list[Call] = field(default_factory=list)
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -98,6 +101,7 @@ class FakeDiscord:
     identify: dict[str, Any] | None = None
     expired: set[str] = field(default_factory=set)
     fail: list[str] = field(default_factory=list)
+    forbid: list[str] = field(default_factory=list)
     port: int = 0
     _runner: web.AppRunner | None = None
     _ws: web.WebSocketResponse | None = None
@@ -189,11 +193,13 @@ class FakeDiscord:
         channel_id: str | None = None,
         reply_to: dict[str, Any] | None = None,
         mentions: list[dict[str, Any]] | None = None,
+        role_mentions: list[str] | None = None,
         dm: bool = False,
         roles: list[str] | None = None,
     ) -> dict[str, Any]:
         """A message payload as Discord sends it (stored, so it can be fetched later); a
-        member's `roles` ride along as Discord sends them (`member.roles`)."""
+        member's `roles` ride along as Discord sends them (`member.roles`), and the ids of the
+        roles the text mentions (`<@&id>`) as `mention_roles`."""
         channel_id = channel_id or self.channel_id
         data: dict[str, Any] = {
             "id": snowflake(),
@@ -205,7 +211,7 @@ class FakeDiscord:
             "tts": False,
             "mention_everyone": False,
             "mentions": mentions or [],
-            "mention_roles": [],
+            "mention_roles": list(role_mentions or []),
             "attachments": [],
             "embeds": [],
             "components": [],
@@ -479,16 +485,30 @@ class FakeDiscord:
             "flags": 0,
         }
         admins = everyone | {"id": self.admin_role_id, "name": "docs admins", "position": 1}
+        bot_role = everyone | {
+            "id": self.bot_role_id,
+            "name": self.bot["username"],
+            "position": 1,
+            "managed": True,
+            "tags": {"bot_id": self.bot["id"]},
+        }
         return {
             "id": self.guild_id,
             "name": "Milvus community",
             "icon": None,
             "owner_id": snowflake(),
-            "roles": [everyone, admins, *(everyone | role for role in self.roles.values())],
+            "roles": [everyone, admins, bot_role, *(everyone | role for role in self.roles.values())],
             "channels": [c for c in self.channels.values() if c["type"] in (TEXT, 5, FORUM)],
             "threads": [c for c in self.channels.values() if c["type"] in (10, 11, 12)],
             "members": [
-                {"user": self.bot, "roles": [], "joined_at": _now(), "deaf": False, "mute": False, "flags": 0}
+                {
+                    "user": self.bot,
+                    "roles": [self.bot_role_id],
+                    "joined_at": _now(),
+                    "deaf": False,
+                    "mute": False,
+                    "flags": 0,
+                }
             ],
             "member_count": 2,
             "features": [],
@@ -513,6 +533,8 @@ class FakeDiscord:
         self.calls.append(Call(request.method, path, body, dict(request.query), time.monotonic()))
         if any(re.fullmatch(rule, f"{request.method} {path}") for rule in self.fail):
             return _error(400, 50035, "Invalid Form Body")
+        if any(re.fullmatch(rule, f"{request.method} {path}") for rule in self.forbid):
+            return _error(403, 50013, "Missing Permissions")
         for method, pattern, handler in self._routes():
             match = re.fullmatch(pattern, path)
             if match and request.method == method:

@@ -4,7 +4,8 @@ Speaks `POST /v1/chat/completions` with `stream: true` as Server-Sent Events (`d
 lines, then `data: [DONE]`), like vLLM. A translation request (core.translation's prompt) gets
 `translation`, a query expansion `terms`, a scope check `scope`, every other request `answer`.
 Behaviour is switched per test: answer text, delay before the first token, delay between tokens
-(a trickle), HTTP status, never answering, or dropping the connection mid-stream. A word is a
+(a trickle), HTTP status, never answering, dropping the connection mid-stream, an event that is
+not a chat chunk mid-stream, or ignoring `max_tokens`. A word is a
 token: a reply longer than the request's `max_tokens` stops there with finish reason "length",
 as vLLM's does. Every request body is recorded.
 """
@@ -33,6 +34,10 @@ class FakeLLM:
     status: int = 200
     hang: bool = False
     drop_after: int | None = None  # close the connection after this many tokens (a crash mid-stream)
+    # after this many tokens, send `broken_event` as the next SSE data line, then end the stream
+    broken_after: int | None = None
+    broken_event: str = "{not json"
+    ignore_max_tokens: bool = False  # stream the whole reply whatever max_tokens says (a faulty server)
     requests: list[dict[str, Any]] = field(default_factory=list)
     streamed: list[int] = field(default_factory=list)  # words written per request, before the client left
     base_url: str = ""
@@ -76,7 +81,7 @@ class FakeLLM:
         else:
             reply = self.answer
         words = reply.split(" ")
-        limit = body.get("max_tokens") or len(words)
+        limit = len(words) if self.ignore_max_tokens else body.get("max_tokens") or len(words)
         self.streamed.append(0)
         try:
             return await self._stream_words(request, response, body, words, limit, created)
@@ -110,6 +115,11 @@ class FakeLLM:
             if self.drop_after is not None and i + 1 >= self.drop_after:
                 assert request.transport is not None
                 request.transport.close()  # no terminating chunk: the client sees a broken body
+                return response
+            if self.broken_after is not None and i + 1 >= self.broken_after:
+                await response.write(f"data: {self.broken_event}\n\n".encode())
+                await response.write(b"data: [DONE]\n\n")
+                await response.write_eof()
                 return response
         finish_reason = "length" if len(words) > limit else "stop"
         done = {

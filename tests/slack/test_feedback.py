@@ -1,4 +1,5 @@
-"""Auto-reply channels, "Still need help?" and the 👎 dialog, against the fake Slack API."""
+"""Auto-reply channels, who gets a reply in a thread, "Still need help?" and the 👎 dialog,
+against the fake Slack API."""
 
 from __future__ import annotations
 
@@ -122,6 +123,45 @@ async def test_auto_reply_thread_follow_ups_are_answered_too(start: Start) -> No
     await bot.event(message_event(bot, "and its default?", thread_ts=question["ts"]))
     [_, second] = await answered_in_thread(bot, 2)
     assert second["thread_ts"] == question["ts"]
+
+
+async def test_questions_with_a_file_attached_are_answered(start: Start) -> None:
+    bot = await start(slack_streaming="native", slack_auto_reply_channels="CHELP")
+    files = {"subtype": "file_share", "files": [{"id": "F1", "name": "error.png"}]}
+    question = message_event(bot, "why does my search fail like this?", **files)
+    await bot.event(question)
+    await answered_in_thread(bot)
+    follow_up = message_event(bot, "here is the log, what does it mean?", thread_ts=question["ts"], **files)
+    await bot.event(follow_up)
+    [first, second] = await answered_in_thread(bot, 2)
+    assert first["thread_ts"] == second["thread_ts"] == question["ts"]
+    assert "here is the log" in json.dumps(bot.llm.requests[1]["messages"])
+
+
+# --- who gets a reply in a thread ---------------------------------------------------------------
+
+
+async def test_in_a_thread_only_the_askers_questions_get_a_reply_without_a_mention(start: Start) -> None:
+    bot = await start(slack_streaming="native")
+    mention = bot.mention(QUESTION)
+    await bot.event(mention)
+    await answered_in_thread(bot)
+    calls = len(bot.slack.calls)
+
+    in_thread = {"channel": "C1", "thread_ts": mention["ts"]}
+    await bot.event(message_event(bot, "<@U1> I think you need IVF_PQ", user="U2", **in_thread))
+    await bot.event(message_event(bot, "what about IVF_PQ?", user="U2", **in_thread))  # not the asker
+    await bot.event(message_event(bot, "thanks!", **in_thread))  # the asker, asking nothing
+    await bot.event(message_event(bot, "<@U2> good idea, trying it now", **in_thread))
+    await settle(bot)
+    assert [c.method for c in bot.slack.calls[calls:] if c.method != "auth.test"] == []
+    assert len(bot.llm.requests) == 1
+
+    await bot.event(bot.mention(QUESTION, user="U2", thread_ts=mention["ts"]))  # a mention: anyone
+    await bot.event(message_event(bot, "what is the default value of M in HNSW?", **in_thread))  # the asker
+    answers = await answered_in_thread(bot, 3)
+    assert {answer["thread_ts"] for answer in answers} == {mention["ts"]}
+    assert len(bot.llm.requests) == 3
 
 
 # --- "Still need help?" -------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import json
 import logging
+import re
 import time
 
 import pytest
@@ -450,6 +451,15 @@ def test_markdown_becomes_mrkdwn() -> None:
     )
 
 
+def test_one_line_triple_backtick_code_is_inline_code() -> None:
+    assert to_mrkdwn("Install it: ```pip install pymilvus``` then run.") == (
+        "Install it: `pip install pymilvus` then run."
+    )
+    assert to_mrkdwn("```pip install pymilvus``` then run:\n```bash\nmilvus <x>\n```") == (
+        "`pip install pymilvus` then run:\n```\nmilvus &lt;x&gt;\n```"
+    )
+
+
 def test_model_output_cannot_ping_anyone() -> None:
     text = to_mrkdwn("Hey <!channel> and <!here|here>, <@U123> <!subteam^S1> look @here @channel @everyone")
     assert "<!" not in text and "<@" not in text
@@ -483,6 +493,26 @@ def test_long_answers_split_within_slack_limits() -> None:
     assert [len(c["elements"]) for c in contexts] == [10, 2]
     assert messages[-1][-1]["type"] == "actions"
     assert split_mrkdwn("short") == ["short"]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "word " * 585 + "[a label with spaces](https://milvus.io/docs/index.md) tail" * 3,
+        "word " * 585 + "[a label with spaces](https://milvus.io/docs/index.md?a=1&b=2) " + "tail " * 100,
+        "[a label](https://milvus.io/docs/index.md?a=1&b=2) " + "word " * 900,
+        "a < b & c > d " * 400,
+    ],
+    ids=["label-at-the-cut", "raw-ampersand-at-the-cut", "raw-ampersand-first", "escapes"],
+)
+def test_long_lines_are_never_cut_inside_a_link_or_an_escape(line: str) -> None:
+    pieces = split_mrkdwn(to_mrkdwn(line))
+    assert len(pieces) >= 2
+    for piece in pieces:
+        assert len(piece) <= SECTION_LIMIT
+        assert piece.count("<") == piece.count(">")  # every link whole
+        prose = re.sub(r"<[^<>]*>", "", piece)
+        assert prose.count("&") == len(re.findall(r"&(amp|lt|gt);", prose))  # every escape whole
 
 
 def test_usage_help_has_no_feedback_buttons() -> None:
