@@ -46,6 +46,8 @@ log = logging.getLogger("docsbot.slack")
 
 #: Earlier messages of a thread read for a follow-up.
 HISTORY_MESSAGES = 50
+#: A thread is read `HISTORY_PAGE` messages a call, at most `HISTORY_PAGES` calls.
+HISTORY_PAGE, HISTORY_PAGES = 200, 5
 #: Slack's `channel_type` of message events -> the kind records keep.
 CHANNEL_TYPES = {"channel": "public", "group": "private", "im": "dm", "mpim": "private"}
 #: Message subtypes that are a person writing: plain, "also send to channel", with files attached.
@@ -190,17 +192,14 @@ class Questions:
         """The thread's earlier messages as turns: the bot's are "assistant", people's "user"
         with their user id as author (the service keeps only the asker's)."""
         try:
-            replies = await self.slack.client_.conversations_replies(
-                channel=channel, ts=thread_ts, limit=HISTORY_MESSAGES
-            )
+            messages = await self._thread_messages(channel, thread_ts)
         except SlackApiError as exc:
             log.warning("slack: could not read thread %s in %s: %s", thread_ts, channel, error_of(exc))
             return []
+        earlier = [m for m in messages if m.get("ts") and float(str(m["ts"])) < float(before_ts)]
         turns: list[Turn] = []
-        for message in replies.get("messages") or []:
-            ts = str(message.get("ts", ""))
-            if not ts or float(ts) >= float(before_ts):
-                continue
+        # the question that opened the thread, and the latest messages before this one
+        for message in earlier[:1] + earlier[1:][-HISTORY_MESSAGES:]:
             text = str(message.get("text", ""))
             if message.get("user") == bot_user_id or (bot_id and message.get("bot_id") == bot_id):
                 if text and PLACEHOLDER not in text and not text.endswith("▍"):
@@ -210,6 +209,21 @@ class Questions:
                 if question:
                     turns.append(Turn("user", question, author=str(message.get("user", ""))))
         return turns
+
+    async def _thread_messages(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
+        """The thread's messages, oldest first, at most `HISTORY_PAGES` pages of them: Slack
+        returns a thread from its start, so a long thread's latest messages are on its last page."""
+        messages: list[dict[str, Any]] = []
+        cursor = ""
+        for _ in range(HISTORY_PAGES):
+            page = await self.slack.client_.conversations_replies(
+                channel=channel, ts=thread_ts, limit=HISTORY_PAGE, cursor=cursor or None
+            )
+            messages.extend(page.get("messages") or [])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or ""
+            if not cursor:
+                break
+        return messages
 
     async def channel_kind(self, channel: str, channel_type: object) -> str:
         """public / private / dm for the records (unknown when Slack won't say)."""

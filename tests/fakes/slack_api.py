@@ -308,7 +308,16 @@ class FakeSlack:
             if ch == channel and (ts == thread or message.get("thread_ts") == thread)
         ]
         thread_messages.sort(key=lambda m: float(m["ts"]))
-        return {"ok": True, "messages": thread_messages, "has_more": False}
+        # like Slack: oldest first, `limit` a page (default 1000), `next_cursor` while more are left
+        start = int(str(args.get("cursor") or "0"))
+        end = start + int(args.get("limit") or 1000)
+        more = end < len(thread_messages)
+        return {
+            "ok": True,
+            "messages": thread_messages[start:end],
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(end) if more else ""},
+        }
 
     def _users_info(self, args: dict[str, Any], token: str) -> dict[str, Any]:
         user = str(args.get("user", ""))

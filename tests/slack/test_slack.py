@@ -126,6 +126,29 @@ async def test_thread_reply_is_a_follow_up_with_the_thread_as_history(start: Sta
     assert "and what is its default?" in prompt
 
 
+async def test_a_follow_up_in_a_long_thread_reads_its_latest_messages(start: Start) -> None:
+    """Slack returns a thread oldest first, a page at a time: the turns just before the follow-up
+    are on the last page."""
+    bot = await start()
+    mention = bot.mention(QUESTION)
+    await bot.event(mention)
+    await bot.answered(1)
+    for n in range(450):
+        text = f"what does M control in an HNSW index, note {n}?"
+        bot.slack.add_message("C1", bot.slack.new_ts(), "U1", text, mention["ts"])
+    ts = bot.slack.new_ts()
+    follow_up = {"type": "message", "channel": "C1", "channel_type": "channel", "user": "U1"}
+    follow_up |= {"text": "and what is its default?", "ts": ts, "thread_ts": mention["ts"]}
+    bot.slack.add_message("C1", ts, "U1", follow_up["text"], mention["ts"])
+    await bot.event(follow_up)
+    await bot.answered(2)
+
+    assert len(bot.slack.calls_to("conversations.replies")) == 3  # 452 messages, 200 a page
+    prompt = bot.llm.requests[1]["messages"][-1]["content"]
+    conversation = prompt[prompt.index("<conversation>") : prompt.index("</conversation>")]
+    assert "note 449?" in conversation and "note 5?" not in conversation
+
+
 async def test_thread_messages_elsewhere_and_bot_messages_are_ignored(start: Start) -> None:
     bot = await start()
     other_thread = {"type": "message", "channel": "C1", "user": "U1", "text": "hm", "ts": bot.slack.new_ts()}
