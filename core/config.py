@@ -211,6 +211,9 @@ class Settings(BaseSettings):
     slack_admin_user_ids: str = Field("", description="Comma-separated user ids allowed to /reindex.")
     slack_workspace_admins_can_reindex: bool = Field(False)
     slack_ask_ephemeral: bool = Field(False, description="/ask answers visible only to the asker.")
+    slack_allow_dms: bool = Field(
+        True, description="Messages to the bot in its Messages tab (DMs) are answered."
+    )
     slack_streaming: str = Field(
         "native",
         pattern="^(native|edits)$",

@@ -45,7 +45,7 @@ ESCALATION_OFF = "Sorry, no team is set up to take questions from here; please a
 #: Discord's button for the same, and what it says once pressed.
 NEEDS_HUMAN_LABEL = "Needs a human"
 HELPERS_NOTIFIED_LABEL = "Helpers notified"
-#: A Discord /ask in a DM while DISCORD_ALLOW_DMS is off.
+#: A question in a DM while DISCORD_ALLOW_DMS / SLACK_ALLOW_DMS is off.
 DMS_OFF = "I only answer in servers here; ask me in a channel with /ask or a mention."
 #: A Discord /reindex from a server outside DISCORD_GUILD_IDS (the index is shared by all).
 OTHER_SERVER = "Sorry, the docs index is managed from the bot's home server, not from this one."

@@ -6,6 +6,8 @@
   Without a mention, only someone the bot answered in that thread gets a reply, and only when
   the message is for the bot (`bot.chat.questions.wants_an_answer`: no thanks, greetings or
   words for someone else); people talking to each other in the thread are left alone.
+- A message to the bot in its Messages tab (a DM) is a question, answered in its thread
+  (SLACK_ALLOW_DMS; off: the asker is told to ask in a channel).
 - In SLACK_AUTO_REPLY_CHANNELS, a top-level message that looks like a question
   (`bot.chat.questions.looks_like_question`) is answered in its thread without a mention.
 - A message with files attached (subtype `file_share`) counts like any other: its text is the
@@ -31,6 +33,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.chat.limits import MAX_KEYS, Seen
 from bot.chat.questions import looks_like_question, wants_an_answer
+from bot.chat.texts import DMS_OFF
 from bot.slack.calls import error_of, from_a_bot, safe_respond, tell
 from bot.slack.render import answer_messages, escape, fallback_text, slack_to_plain
 from bot.slack.reply import PLACEHOLDER, ThreadReply
@@ -79,19 +82,26 @@ class Questions:
         self.slack.spawn(self.answer_message(event, context), "mention")
 
     async def on_message(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
-        """Follow-ups from people the bot answered in a thread, and questions in auto-reply
-        channels (mentions come as app_mention)."""
+        """Follow-ups from people the bot answered in a thread, messages to the bot in its
+        Messages tab (DMs), and questions in auto-reply channels (mentions come as
+        app_mention)."""
         if from_a_bot(event) or event.get("subtype") not in PEOPLE_SUBTYPES:
             return
         bot_user_id = context.bot_user_id or ""
-        if bot_user_id and f"<@{bot_user_id}" in event.get("text", ""):
-            return  # the app_mention event answers it
+        in_dm = event.get("channel_type") == "im"
+        if bot_user_id and f"<@{bot_user_id}" in event.get("text", "") and not in_dm:
+            return  # the app_mention event answers it (Slack sends none in DMs)
         thread_ts, channel, ts = event.get("thread_ts"), str(event.get("channel", "")), event.get("ts")
         text = slack_to_plain(str(event.get("text", "")))
         if thread_ts and thread_ts != ts:
             asker = f"{channel}:{thread_ts}:{event.get('user', '')}"
             if asker in self._askers and wants_an_answer(text):
                 self.slack.spawn(self.answer_message(event, context), "follow-up")
+        elif in_dm:
+            if self.settings.slack_allow_dms:
+                self.slack.spawn(self.answer_message(event, context), "dm")
+            else:
+                await tell(self.slack.client_, channel, str(event.get("user", "")), DMS_OFF, None)
         elif channel in self.auto_reply and looks_like_question(text):
             self.slack.spawn(self.answer_message(event, context), "auto-reply")
 

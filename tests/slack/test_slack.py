@@ -15,7 +15,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from bot.chat.texts import FORCE_NOT_ADMIN, NOT_ADMIN
+from bot.chat.texts import DMS_OFF, FORCE_NOT_ADMIN, NOT_ADMIN
 from bot.slack.adapter import PLACEHOLDER
 from bot.slack.render import (
     MAX_BLOCKS,
@@ -147,6 +147,30 @@ async def test_a_follow_up_in_a_long_thread_reads_its_latest_messages(start: Sta
     prompt = bot.llm.requests[1]["messages"][-1]["content"]
     conversation = prompt[prompt.index("<conversation>") : prompt.index("</conversation>")]
     assert "note 449?" in conversation and "note 5?" not in conversation
+
+
+async def test_a_message_in_the_bots_messages_tab_is_answered_in_its_thread(start: Start) -> None:
+    bot = await start()
+    ts = bot.slack.new_ts()
+    dm = {"type": "message", "channel": "D1", "channel_type": "im", "user": "U1", "ts": ts}
+    dm["text"] = f"<@{BOT_USER_ID}> {QUESTION}"  # a mention in a DM comes as a message event only
+    assert await bot.event(dm) == 200
+    [final] = await bot.answered(1)
+    assert "*M* parameter" in final["blocks"][0]["text"]["text"]
+    assert bot.slack.calls_to("chat.postMessage")[0].args["thread_ts"] == ts
+    [record] = bot.core.records.questions()
+    assert record.channel_kind == "dm" and record.question == QUESTION
+
+
+async def test_with_dms_off_a_dm_gets_a_pointer_to_the_channels(start: Start) -> None:
+    bot = await start(slack_allow_dms=False)
+    dm = {"type": "message", "channel": "D1", "channel_type": "im", "user": "U1", "text": QUESTION}
+    dm["ts"] = bot.slack.new_ts()
+    assert await bot.event(dm) == 200
+    await bot.slack.wait_for(lambda: bot.slack.calls_to("chat.postEphemeral"))
+    [told] = bot.slack.calls_to("chat.postEphemeral")
+    assert told.args["text"] == DMS_OFF and told.args["user"] == "U1"
+    assert bot.llm.requests == [] and not bot.slack.calls_to("chat.postMessage")
 
 
 async def test_thread_messages_elsewhere_and_bot_messages_are_ignored(start: Start) -> None:
@@ -554,11 +578,13 @@ def test_manifest_declares_exactly_what_the_app_uses() -> None:
         "app_mention",
         "message.channels",
         "message.groups",
+        "message.im",
     }
     assert set(oauth["scopes"]["bot"]) == {
         "app_mentions:read",
         "channels:history",
         "groups:history",
+        "im:history",
         "chat:write",
         "commands",
         "channels:read",
@@ -570,6 +596,7 @@ def test_manifest_declares_exactly_what_the_app_uses() -> None:
     assert settings["interactivity"]["is_enabled"] is True
     assert settings["socket_mode_enabled"] is True
     assert features["bot_user"]["always_online"] is True
+    assert features["app_home"]["messages_tab_enabled"] is True  # people can write to the bot
 
 
 async def test_weekly_report_is_posted_to_the_report_channel(start: Start) -> None:
