@@ -232,12 +232,14 @@ class ChatCore:
 
     async def escalate(self, answer_id: str, adapter: str, channel: str, thread: str, user_id: str) -> bool:
         """Record that `user_id` asked for a person in this thread. True the first time (post
-        the one ping then); False when it already was, or could not be recorded."""
+        the one ping then); False when it already was. When it cannot be recorded, True: someone
+        asked for a person, and a second ping beats none (telling them the helpers were asked
+        already would be false)."""
         try:
             first = await self.records.arecord_escalation(answer_id, adapter, channel, thread, user_id)
         except Exception:
-            log.exception("could not record an escalation")
-            return False
+            log.exception("could not record an escalation; asking the helpers anyway")
+            return True
         log.info(
             "escalation adapter=%s channel=%s thread=%s answer_id=%s user=%s first=%s",
             adapter,

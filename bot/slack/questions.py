@@ -131,6 +131,9 @@ class Questions:
         reply = ThreadReply(self.slack.client_, self.slack.streaming, channel, thread_ts, user, team)
         if not await reply.start():
             return
+        # from now on the asker's next message in the thread is a follow-up, also one written
+        # while this answer still streams
+        self._askers.first_time(f"{channel}:{thread_ts}:{user}")
         try:
             history: Sequence[Turn] = ()
             if event.get("thread_ts"):
@@ -140,7 +143,6 @@ class Questions:
                 "slack", channel, user, question, history, reply.show, channel_kind=kind
             )
             await reply.finish(answer, answer_id, escalate=self.slack.escalation_enabled)
-            self._askers.first_time(f"{channel}:{thread_ts}:{user}")
         except Exception:
             log.exception("slack: answering in %s failed", channel)
             await reply.fail()

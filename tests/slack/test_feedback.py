@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from typing import Any
 from urllib.parse import urlencode
+
+import pytest
 
 from bot.chat.texts import ESCALATED_ALREADY, WHY_THANKS
 from core.report import build_report
@@ -164,6 +167,20 @@ async def test_in_a_thread_only_the_askers_questions_get_a_reply_without_a_menti
     assert len(bot.llm.requests) == 3
 
 
+async def test_a_follow_up_written_while_the_answer_streams_is_answered_too(start: Start) -> None:
+    bot = await start(slack_streaming="native")
+    bot.llm.token_delay = 0.1  # about 3 s of streaming
+    mention = bot.mention(QUESTION)
+    await bot.event(mention)
+    await bot.slack.wait_for(lambda: bool(bot.slack.calls_to("chat.startStream")))
+    assert not bot.slack.calls_to("chat.stopStream")  # still streaming
+    follow_up = message_event(bot, "and what is its default?", channel="C1", thread_ts=mention["ts"])
+    await bot.event(follow_up)
+    answers = await answered_in_thread(bot, 2)
+    assert {answer["thread_ts"] for answer in answers} == {mention["ts"]}
+    assert len(bot.llm.requests) == 2
+
+
 # --- "Still need help?" -------------------------------------------------------------------------
 
 
@@ -195,6 +212,24 @@ async def test_still_need_help_pings_the_group_once_and_the_bot_leaves_the_threa
     [record] = bot.core.records.questions()
     assert record.escalated
     assert build_report(bot.core.records.questions(), None, since=record.asked_at).escalations == 1
+
+
+async def test_still_need_help_pings_the_group_even_when_the_click_cannot_be_recorded(
+    start: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bot = await start(slack_streaming="native", slack_escalation_usergroup="SHELPERS")
+    await bot.event(bot.mention(QUESTION))
+    [answer] = await answered_in_thread(bot)
+
+    async def locked(*args: object) -> bool:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(bot.core.records, "arecord_escalation", locked)
+    assert await click(bot, "escalate", answer, user="U1") == 200
+    await bot.slack.wait_for(lambda: bool(bot.slack.calls_to("chat.postMessage")))
+    [ping] = bot.slack.calls_to("chat.postMessage")
+    assert ping.args["text"].startswith("<!subteam^SHELPERS>")
+    assert not bot.slack.calls_to("chat.postEphemeral")  # nobody is told "already asked"
 
 
 async def test_no_escalation_button_without_a_user_group(start: Start) -> None:
