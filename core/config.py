@@ -124,7 +124,8 @@ class Settings(BaseSettings):
         True,
         description="The LLM reads the best passages of a question the gate lets through with a "
         "probability below SCOPE_CHECK_BELOW, or that asks whether Milvus has something, and a NO "
-        "declines it.",
+        "declines it (for the LLM core/scope_model.json was fitted for, its P(YES) and the gate's "
+        "probability decide together).",
     )
     scope_check_below: float = Field(
         0.6, ge=0.0, le=1.0, description="Gate probability below which the LLM checks the scope."

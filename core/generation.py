@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 from collections.abc import AsyncGenerator, Awaitable
 from typing import Any, Protocol, TypeVar, cast
@@ -174,6 +175,60 @@ class OpenAIChatLLM:
             raise _llm_error(exc, self.base_url, self.timeout, received) from exc
         finally:
             self._slots.release()
+
+    async def reply_with_odds(
+        self, messages: list[dict[str, str]], *, max_tokens: int, top: int = 10
+    ) -> tuple[str, dict[str, float]]:
+        """A short reply at temperature 0, and the probabilities of its likeliest first tokens
+        by token text stripped and upper-cased ("YES", " Yes" and "yes" add up under "YES");
+        the odds are empty when the server sends no log-probabilities (vLLM and llama.cpp do).
+        A reply cut at `max_tokens` is returned as it is. Raises like `stream` otherwise."""
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self.queue_timeout)
+        except TimeoutError:
+            raise LLMBusyError(f"no LLM slot free within {self.queue_timeout} s") from None
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        parts: list[str] = []
+        odds: dict[str, float] = {}
+        try:
+            response = await self._before(
+                deadline,
+                self._client.chat.completions.create(
+                    model=self.model,
+                    messages=cast(list[ChatCompletionMessageParam], messages),
+                    stream=True,
+                    temperature=0.0,
+                    max_tokens=max_tokens,
+                    logprobs=True,
+                    top_logprobs=top,
+                ),
+            )
+            try:
+                while True:
+                    try:
+                        event = await self._before(deadline, response.__anext__())
+                    except StopAsyncIteration:
+                        break
+                    except ValueError as exc:
+                        raise LLMStreamBrokenError(
+                            f"LLM at {self.base_url} sent an unreadable event: {exc}"
+                        ) from exc
+                    if (choice := _first_choice(event, self.base_url)) is None:
+                        continue
+                    parts.append(printable(_delta_text(choice, self.base_url)))
+                    content = getattr(getattr(choice, "logprobs", None), "content", None)
+                    for candidate in (content[0].top_logprobs or []) if content and not odds else []:
+                        key = candidate.token.strip().upper()
+                        odds[key] = odds.get(key, 0.0) + math.exp(candidate.logprob)
+            finally:
+                await response.close()
+        except TimeoutError:
+            raise LLMTimeoutError(f"LLM at {self.base_url} did not reply within {self.timeout:g} s") from None
+        except openai.OpenAIError as exc:
+            raise _llm_error(exc, self.base_url, self.timeout, len(parts)) from exc
+        finally:
+            self._slots.release()
+        return "".join(parts)[: max_tokens * MAX_CHARS_PER_TOKEN], odds
 
     @staticmethod
     async def _before(deadline: float, step: Awaitable[T]) -> T:

@@ -95,9 +95,11 @@ class Retrieval:
     translated_from: str = ""  # the question in its own language, when `query` is its translation
     expanded_with: str = ""  # the docs' terms the LLM named for the question, searched as well
     # the LLM's scope check of the question's own search (core.scope_check), once it was asked:
-    # True/False for YES/NO, None for no usable reply; `scope_checked` False: not asked (yet)
+    # True/False for YES/NO, None for no usable reply; `scope_checked` False: not asked (yet);
+    # `scope_yes`: the LLM's probability of YES, where its server reports first-token odds
     scope_checked: bool = False
     scope_verdict: bool | None = None
+    scope_yes: float | None = None
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,8 @@ from core.prompting import (
 )
 from core.retrieval import RetrievalConfig, Retriever, plain_text, without_mentions
 from core.runlog import IndexRun, RunLog
-from core.scope_check import asks_whether_supported, passages_cover
+from core.scope_check import Calibration, asks_whether_supported
+from core.scope_check import ask as ask_scope
 from core.sources import BUNDLED, SnapshotSource, is_site_url, open_source
 from core.store import ChunkStore
 from core.translation import needs_translation, to_english
@@ -146,6 +147,8 @@ class RagService:
             ),
         )
         self._source_chars = max(SOURCE_CHARS, widened_limit(settings.passage_chars))
+        # the gate and the scope check as one decision, for the LLM it was fitted with
+        self.scope_calibration = Calibration.load_default()
         self.gate = Gate(
             gate_model,
             min_confidence=settings.min_confidence,
@@ -221,6 +224,7 @@ class RagService:
             translated_from=retrieval.translated_from,
             scope_checked=retrieval.scope_checked,
             scope_verdict=retrieval.scope_verdict,
+            scope_yes=retrieval.scope_yes,
         )
 
     async def check_index(self) -> None:
@@ -451,6 +455,18 @@ class RagService:
             return decision
         if not retrieval.scope_checked:
             retrieval = await self._with_scope_verdict(retrieval)
+        calibration, llm = self.scope_calibration, self.llm
+        if calibration and llm and calibration.applies_to(llm.model) and retrieval.scope_yes is not None:
+            p = calibration.probability(
+                decision.probability, retrieval.scope_yes, asks_whether_supported(retrieval.query)
+            )
+            if p >= calibration.threshold:
+                return decision
+            reason = (
+                f"{decision.reason}; scope check: the LLM's P(YES)={retrieval.scope_yes:.2f}; with the "
+                f"gate's, P(covered)={p:.2f} < {calibration.threshold:.2f}"
+            )
+            return dataclasses.replace(decision, covered=False, reason=reason, by="scope_check")
         if retrieval.scope_verdict is not False:
             return decision
         reason = f"{decision.reason}; scope check: the LLM found the passages do not describe it"
@@ -467,10 +483,11 @@ class RagService:
 
     async def _with_scope_verdict(self, retrieval: Retrieval) -> Retrieval:
         assert self.llm is not None
-        verdict = await passages_cover(
-            self.llm, retrieval.query, retrieval.hits, self.settings.scope_check_timeout
+        seconds = self.settings.scope_check_timeout
+        verdict = await ask_scope(self.llm, retrieval.query, retrieval.hits, seconds)
+        return dataclasses.replace(
+            retrieval, scope_checked=True, scope_verdict=verdict.covered, scope_yes=verdict.p_yes
         )
-        return dataclasses.replace(retrieval, scope_checked=True, scope_verdict=verdict)
 
     def is_covered(self, retrieval: Retrieval) -> bool:
         return self.decide(retrieval).covered

@@ -7,7 +7,14 @@ import pytest
 
 from core.generation import OpenAIChatLLM
 from core.models import Outcome
-from core.scope_check import PASSAGE_CHARS, PASSAGES, asks_whether_supported, check_messages, verdict
+from core.scope_check import (
+    PASSAGE_CHARS,
+    PASSAGES,
+    Calibration,
+    asks_whether_supported,
+    check_messages,
+    verdict,
+)
 from core.service import RagService
 
 from .fakes.llm_server import FakeLLM
@@ -158,3 +165,62 @@ async def test_the_check_comes_before_the_expansion_and_is_asked_once(
         "You help search the Milvus documentation",
     ]
     assert len(systems) == 3  # the check, the expansion, the answer: the check is not asked again
+
+
+async def test_the_check_reads_the_first_tokens_odds_in_the_same_request(fake_llm: FakeLLM) -> None:
+    fake_llm.scope, fake_llm.scope_yes = "NO", 0.2
+    llm = OpenAIChatLLM(fake_llm.base_url, "fake-model", timeout=5.0, max_retries=0)
+    reply, odds = await llm.reply_with_odds(check_messages(QUESTION, []), max_tokens=3)
+    assert reply == "NO" and odds == pytest.approx({"YES": 0.2, "NO": 0.8})
+    (request,) = fake_llm.requests
+    assert request["logprobs"] is True and request["top_logprobs"] == 10 and request["temperature"] == 0
+
+
+async def test_without_odds_the_word_decides_and_with_them_they_are_kept(
+    indexed_service: RagService, fake_llm: FakeLLM
+) -> None:
+    service = _service(indexed_service, fake_llm.base_url)
+    fake_llm.scope = "NO"
+    without = await service.retrieve(QUESTION, expand=False)
+    assert without.scope_verdict is False and without.scope_yes is None
+    fake_llm.scope_yes = 0.3
+    with_odds = await service.retrieve(QUESTION, expand=False)
+    assert with_odds.scope_verdict is False and with_odds.scope_yes == pytest.approx(0.3)
+    assert len(_checks(fake_llm)) == 2  # one request each
+
+
+def _calibrated(service: RagService, model: str) -> RagService:
+    # the combined probability is the LLM's P(YES) itself: no weight on the gate or the feature flag
+    service.scope_calibration = Calibration(
+        model, gate=0.0, yes=1.0, feature=0.0, intercept=0.0, threshold=0.5
+    )
+    return service
+
+
+async def test_a_calibrated_check_decides_by_its_probability_with_the_gate(
+    indexed_service: RagService, fake_llm: FakeLLM
+) -> None:
+    """The word can say YES at a P(YES) the calibration, fitted for this model, declines; and NO
+    where the gate and the check together still say covered."""
+    service = _calibrated(_service(indexed_service, fake_llm.base_url), "fake-model")
+    fake_llm.scope, fake_llm.scope_yes = "YES", 0.3
+    declined = await service.judge(await service.retrieve(QUESTION, expand=False))
+    assert not declined.covered and declined.by == "scope_check" and "P(YES)=0.30" in declined.reason
+    fake_llm.scope, fake_llm.scope_yes = "NO", 0.7
+    assert (await service.judge(await service.retrieve(QUESTION, expand=False))).covered
+
+
+async def test_a_calibration_for_another_model_leaves_the_word_to_decide(
+    indexed_service: RagService, fake_llm: FakeLLM
+) -> None:
+    service = _calibrated(_service(indexed_service, fake_llm.base_url), "another-model")
+    fake_llm.scope, fake_llm.scope_yes = "NO", 0.7
+    decision = await service.judge(await service.retrieve(QUESTION, expand=False))
+    assert not decision.covered and decision.by == "scope_check" and "P(YES)" not in decision.reason
+
+
+def test_the_shipped_calibration_loads() -> None:
+    calibration = Calibration.load_default()
+    assert calibration is not None and 0 < calibration.threshold < 1
+    sure, doubtful = calibration.probability(0.99, 0.99, False), calibration.probability(0.3, 0.05, True)
+    assert sure > calibration.threshold > doubtful

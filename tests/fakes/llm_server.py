@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,9 @@ class FakeLLM:
     translation: str = "What does M control in an HNSW index?"
     terms: str = "HNSW, M, efConstruction, index building parameters"  # the query expansion's reply
     scope: str = "YES"  # the scope check's reply
+    # the scope check's first-token probability of YES (the rest on NO), sent as `logprobs` when
+    # the request asks for them, as vLLM and llama.cpp do; None: a server that sends none
+    scope_yes: float | None = None
     delay: float = 0.0  # seconds before the first token
     token_delay: float = 0.0  # seconds between tokens (a model streaming at a fixed rate)
     status: int = 200
@@ -71,6 +75,7 @@ class FakeLLM:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         created = int(time.time())
+        odds: dict[str, float] = {}
         system = body["messages"][0]["content"]
         if system.startswith("You are a translator."):
             reply = self.translation
@@ -78,13 +83,15 @@ class FakeLLM:
             reply = self.terms
         elif system.startswith("You are a strict reviewer for a Milvus documentation assistant."):
             reply = self.scope
+            if body.get("logprobs") and self.scope_yes is not None:
+                odds = {"YES": self.scope_yes, "NO": 1.0 - self.scope_yes}
         else:
             reply = self.answer
         words = reply.split(" ")
         limit = len(words) if self.ignore_max_tokens else body.get("max_tokens") or len(words)
         self.streamed.append(0)
         try:
-            return await self._stream_words(request, response, body, words, limit, created)
+            return await self._stream_words(request, response, body, words, limit, created, odds)
         except ConnectionResetError:  # the client closed the request mid-stream
             return response
 
@@ -96,6 +103,7 @@ class FakeLLM:
         words: list[str],
         limit: int,
         created: int,
+        odds: dict[str, float],
     ) -> web.StreamResponse:
         for i, word in enumerate(words[:limit]):
             if i and self.token_delay:
@@ -103,12 +111,18 @@ class FakeLLM:
             delta = {"content": word if i == 0 else " " + word}
             if i == 0:
                 delta["role"] = "assistant"
+            choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": None}
+            if odds:  # the first token's likeliest alternatives, as OpenAI's API sends them
+                top = [{"token": t, "logprob": math.log(q or 1e-9), "bytes": None} for t, q in odds.items()]
+                first = {"token": word, "logprob": top[0]["logprob"], "bytes": None, "top_logprobs": top}
+                choice["logprobs"] = {"content": [first]}
+                odds = {}
             chunk = {
                 "id": "chatcmpl-fake",
                 "object": "chat.completion.chunk",
                 "created": created,
                 "model": body.get("model", "fake"),
-                "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+                "choices": [choice],
             }
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
             self.streamed[-1] += 1
