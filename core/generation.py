@@ -118,11 +118,7 @@ class OpenAIChatLLM:
         temperature: float | None = None,
         max_tokens: int | None = None,
     ) -> AsyncGenerator[str, None]:
-        try:
-            await asyncio.wait_for(self._slots.acquire(), self.queue_timeout)
-        except TimeoutError:
-            raise LLMBusyError(f"no LLM slot free within {self.queue_timeout} s") from None
-        deadline = asyncio.get_running_loop().time() + self.timeout
+        deadline = await self._take_slot()
         received = chars = 0
         cap = (self.max_tokens if max_tokens is None else max_tokens) * MAX_CHARS_PER_TOKEN
         try:
@@ -139,15 +135,7 @@ class OpenAIChatLLM:
             )
             finish_reason: str | None = None
             try:
-                while True:
-                    try:
-                        event = await self._before(deadline, response.__anext__())
-                    except StopAsyncIteration:
-                        break
-                    except ValueError as exc:  # an event that is not JSON: the SDK can't parse it
-                        raise LLMStreamBrokenError(
-                            f"LLM at {self.base_url} sent an unreadable event: {exc}"
-                        ) from exc
+                while (event := await self._next_event(deadline, response)) is not None:
                     choice = _first_choice(event, self.base_url)
                     if choice is None:
                         continue
@@ -183,11 +171,7 @@ class OpenAIChatLLM:
         by token text stripped and upper-cased ("YES", " Yes" and "yes" add up under "YES");
         the odds are empty when the server sends no log-probabilities (vLLM and llama.cpp do).
         A reply cut at `max_tokens` is returned as it is. Raises like `stream` otherwise."""
-        try:
-            await asyncio.wait_for(self._slots.acquire(), self.queue_timeout)
-        except TimeoutError:
-            raise LLMBusyError(f"no LLM slot free within {self.queue_timeout} s") from None
-        deadline = asyncio.get_running_loop().time() + self.timeout
+        deadline = await self._take_slot()
         parts: list[str] = []
         odds: dict[str, float] = {}
         try:
@@ -204,15 +188,7 @@ class OpenAIChatLLM:
                 ),
             )
             try:
-                while True:
-                    try:
-                        event = await self._before(deadline, response.__anext__())
-                    except StopAsyncIteration:
-                        break
-                    except ValueError as exc:
-                        raise LLMStreamBrokenError(
-                            f"LLM at {self.base_url} sent an unreadable event: {exc}"
-                        ) from exc
+                while (event := await self._next_event(deadline, response)) is not None:
                     if (choice := _first_choice(event, self.base_url)) is None:
                         continue
                     parts.append(printable(_delta_text(choice, self.base_url)))
@@ -229,6 +205,24 @@ class OpenAIChatLLM:
         finally:
             self._slots.release()
         return "".join(parts)[: max_tokens * MAX_CHARS_PER_TOKEN], odds
+
+    async def _take_slot(self) -> float:
+        """Wait for a free request slot (`LLMBusyError` after `queue_timeout`); the request's
+        deadline."""
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self.queue_timeout)
+        except TimeoutError:
+            raise LLMBusyError(f"no LLM slot free within {self.queue_timeout} s") from None
+        return asyncio.get_running_loop().time() + self.timeout
+
+    async def _next_event(self, deadline: float, response: Any) -> Any | None:
+        """The stream's next event, None at its end."""
+        try:
+            return await self._before(deadline, response.__anext__())
+        except StopAsyncIteration:
+            return None
+        except ValueError as exc:  # an event that is not JSON: the SDK can't parse it
+            raise LLMStreamBrokenError(f"LLM at {self.base_url} sent an unreadable event: {exc}") from exc
 
     @staticmethod
     async def _before(deadline: float, step: Awaitable[T]) -> T:
