@@ -193,9 +193,8 @@ class OpenAIChatLLM:
                         continue
                     parts.append(printable(_delta_text(choice, self.base_url)))
                     content = getattr(getattr(choice, "logprobs", None), "content", None)
-                    for candidate in (content[0].top_logprobs or []) if content and not odds else []:
-                        key = candidate.token.strip().upper()
-                        odds[key] = odds.get(key, 0.0) + math.exp(candidate.logprob)
+                    if content and not odds:
+                        odds = token_odds(getattr(content[0], "top_logprobs", None) or [])
             finally:
                 await response.close()
         except TimeoutError:
@@ -240,6 +239,20 @@ MAX_CHARS_PER_TOKEN = 32
 #: Control characters (other than line breaks and tabs) and lone surrogates: model output that
 #: would reach terminals raw (ANSI escapes), break strict JSON and SQLite, or fail to encode.
 _UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def token_odds(candidates: list[Any]) -> dict[str, float]:
+    """{token text stripped and upper-cased: probability} from a token's `top_logprobs`; values a
+    faulty server sends (no token, a log-probability that is not a number, or above 0) are
+    skipped or read as certainty, never an error."""
+    odds: dict[str, float] = {}
+    for candidate in candidates:
+        token, logprob = getattr(candidate, "token", None), getattr(candidate, "logprob", None)
+        if not isinstance(token, str) or not isinstance(logprob, int | float) or math.isnan(logprob):
+            continue
+        key = token.strip().upper()
+        odds[key] = min(1.0, odds.get(key, 0.0) + math.exp(min(float(logprob), 0.0)))
+    return odds
 
 
 def printable(text: str) -> str:

@@ -3,9 +3,12 @@ faithful fake OpenAI-compatible server."""
 
 from __future__ import annotations
 
+import math
+from types import SimpleNamespace
+
 import pytest
 
-from core.generation import OpenAIChatLLM
+from core.generation import OpenAIChatLLM, token_odds
 from core.models import Outcome
 from core.scope_check import (
     PASSAGE_CHARS,
@@ -224,3 +227,17 @@ def test_the_shipped_calibration_loads() -> None:
     assert calibration is not None and 0 < calibration.threshold < 1
     sure, doubtful = calibration.probability(0.99, 0.99, False), calibration.probability(0.3, 0.05, True)
     assert sure > calibration.threshold > doubtful
+
+
+def test_odds_from_a_faulty_server_are_skipped_or_capped() -> None:
+    good = [
+        SimpleNamespace(token="YES", logprob=math.log(0.6)),
+        SimpleNamespace(token=" yes", logprob=math.log(0.1)),
+    ]
+    faulty = [
+        SimpleNamespace(token="NO", logprob=1000.0),  # math.exp would overflow
+        SimpleNamespace(token=None, logprob=-1.0),
+        SimpleNamespace(token="MAYBE", logprob=float("nan")),
+        SimpleNamespace(token="X", logprob=None),
+    ]
+    assert token_odds(good + faulty) == pytest.approx({"YES": 0.7, "NO": 1.0})
