@@ -38,6 +38,7 @@ from bot.report import add_parser as add_report_parser
 from core.answer_eval import (
     FactJudge,
     ScoredAnswer,
+    answer_details,
     context_fact_proxy,
     evaluate_answers,
     format_answer_report,
@@ -375,9 +376,6 @@ async def cmd_eval(service: RagService, args: argparse.Namespace) -> int:
         )
         judge = functools.partial(service.judge, check_scope=args.check_scope)
         judged = await evaluate(questions, search, judge, k=args.k, passages=service.settings.top_k)
-        if args.details:
-            lines = "".join(json.dumps(row) + "\n" for row in details(judged))
-            await asyncio.to_thread(Path(args.details).write_text, lines, encoding="utf-8")
         summary = summarize(judged)
         summary["context_fact_proxy"] = context_fact_proxy(judged)
         if args.translate:
@@ -388,7 +386,15 @@ async def cmd_eval(service: RagService, args: argparse.Namespace) -> int:
             summary["declined_by_scope_check"] = sum(
                 1 for j in judged if j.decision is not None and j.decision.by == "scope_check"
             )
-        answers = await _eval_answers(service, questions, verbose=not args.json) if args.answers else {}
+        answers: dict[str, Any] = {}
+        rows = details(judged)
+        if args.answers:
+            answers, scored = await _eval_answers(service, questions, verbose=not args.json)
+            answered = {row.question.id: answer_details(row) for row in scored}
+            rows = [row | {"answer": answered.get(row["id"])} for row in rows]
+    if args.details:
+        lines = "".join(json.dumps(row) + "\n" for row in rows)
+        await asyncio.to_thread(Path(args.details).write_text, lines, encoding="utf-8")
     if args.json:
         summary.pop("misses")
         print(json.dumps(summary | answers))
@@ -399,9 +405,11 @@ async def cmd_eval(service: RagService, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _eval_answers(service: RagService, questions: list[Question], verbose: bool) -> dict[str, Any]:
+async def _eval_answers(
+    service: RagService, questions: list[Question], verbose: bool
+) -> tuple[dict[str, Any], list[ScoredAnswer]]:
     """`eval --answers`: generate every answer, score it on its facts (proxy, and the judge when
-    JUDGE_BASE_URL is set), and return the answer keys of the report."""
+    JUDGE_BASE_URL is set), and return the answer keys of the report and the scored answers."""
 
     def show(row: ScoredAnswer) -> None:
         if verbose:
@@ -414,7 +422,7 @@ async def _eval_answers(service: RagService, questions: list[Question], verbose:
     finally:
         if judge is not None:
             await judge.close()
-    return summarize_answers(rows, service.settings.llm_model, judge.model if judge else "")
+    return summarize_answers(rows, service.settings.llm_model, judge.model if judge else ""), rows
 
 
 async def cmd_status(service: RagService, args: argparse.Namespace) -> int:
@@ -620,7 +628,8 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--details",
         metavar="FILE",
-        help="also write one JSON line per question: rank, top pages, the gate's decision and reason",
+        help="also write one JSON line per question: rank, top pages, the gate's decision and reason "
+        "(with --answers, the answer and its scores too)",
     )
     ev.set_defaults(run=cmd_eval)
 

@@ -360,22 +360,29 @@ def summarize_answers(rows: Sequence[ScoredAnswer], model: str, judge_model: str
     return summary
 
 
-def answer_rows(rows: Sequence[ScoredAnswer]) -> list[dict[str, Any]]:
-    """One line per question, for the terminal report."""
-    return [
-        {
-            "id": r.question.id,
-            "outcome": r.answer.outcome,
-            "declined": r.declined,
-            "cited_relevant": r.cited_relevant,
-            "fact_proxy": None if r.proxy_mean is None else round(r.proxy_mean, 2),
-            "judge": r.verdicts,
-            "judge_error": r.judge_error or None,
-            "seconds": round(r.answer.seconds, 2),
-            "text": r.answer.text[:300],
-        }
-        for r in rows
-    ]
+def answer_details(row: ScoredAnswer) -> dict[str, Any]:
+    """What `docsbot eval --answers --details` adds to a question's row under `answer`: the text,
+    who declined it, who cited, the pages cited, its fact scores and its time."""
+    answer = row.answer
+
+    def rounded(score: float | None) -> float | None:
+        return None if score is None else round(score, 3)
+
+    return {
+        "text": answer.text,
+        "outcome": answer.outcome,
+        "declined": row.declined,
+        "declined_by": answer.declined_by,
+        "error": answer.error,
+        "citations": answer.citations or None,
+        "cited_pages": sorted(cited_pages(answer)),
+        "cited_relevant": row.cited_relevant,
+        "fact_proxy": [rounded(score) for score in row.proxy],
+        "fact_proxy_beyond_question": [rounded(score) for score in row.proxy_beyond_question],
+        "judge": row.verdicts,
+        "judge_error": row.judge_error or None,
+        "seconds": round(answer.seconds, 2),
+    }
 
 
 async def evaluate_answers(

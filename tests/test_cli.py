@@ -275,7 +275,7 @@ def test_ask_on_an_empty_index_tells_the_operator_what_to_run(docsbot: Run) -> N
 def test_eval_answers_adds_fact_scores_beside_the_retrieval_keys(docsbot: Run, tmp_path: Path) -> None:
     from .fakes.judge_server import ThreadedFakeJudge
 
-    questions = tmp_path / "answers.jsonl"
+    questions, details_file = tmp_path / "answers.jsonl", tmp_path / "details.jsonl"
     row = {
         "id": "a1",
         "question": "what does M control in an HNSW index?",
@@ -293,7 +293,7 @@ def test_eval_answers_adds_fact_scores_beside_the_retrieval_keys(docsbot: Run, t
         ThreadedFakeJudge([json.dumps(verdicts)]) as judge,
     ):
         result = docsbot(
-            "eval", "--questions", str(questions), "--answers", "--json",
+            "eval", "--questions", str(questions), "--answers", "--json", "--details", str(details_file),
             LLM_BASE_URL=llm.base_url, LLM_MODEL="fake-model",
             JUDGE_BASE_URL=judge.base_url, JUDGE_MODEL="judge-model",
         )  # fmt: skip
@@ -310,6 +310,17 @@ def test_eval_answers_adds_fact_scores_beside_the_retrieval_keys(docsbot: Run, t
     assert data["judge_supported"] == 0.5 and data["judge_missing"] == 0.5
     assert data["judge_contradicted"] == 0.0
     assert len(judged) == 1 and "from 2 to 2048" in judged[0]["messages"][1]["content"]
+    # --details: the question's row also says what the model answered and how it scored
+    (details,) = [json.loads(line) for line in details_file.read_text().splitlines()]
+    answer = details["answer"]
+    assert details["id"] == "a1" and details["rank"] == 1
+    assert answer["text"].startswith("M is the maximum number of edges per node [1]")
+    assert answer["outcome"] == "answered" and not answer["declined"] and answer["declined_by"] is None
+    assert answer["citations"] == "model" and answer["cited_pages"] == ["hnsw.md"]
+    assert answer["cited_relevant"]
+    assert answer["fact_proxy"] == [1.0, None]  # the second fact has no numbers or identifiers
+    assert answer["judge"] == ["supported", "missing"] and answer["judge_error"] is None
+    assert answer["seconds"] > 0 and answer["error"] is None
 
 
 @pytest.mark.usefixtures("first_index")
