@@ -134,15 +134,33 @@ _SOURCE_LIST_LINE = re.compile(
 )
 
 
+#: A line of a closing list that describes each source after its marker: "[1] Milvus docs on
+#: Pattern Matching", "- [2][3] Filtering Explained > ...".
+_DESCRIBED_SOURCE = re.compile(r"^\W*\[\d{1,2}\]")
+
+
 def without_source_list(text: str) -> str:
-    """`text` without the lines at its end that only list sources (`_SOURCE_LIST_LINE`); all of
-    `text` when that is all it has."""
+    """`text` without the lines at its end that only list sources (`_SOURCE_LIST_LINE`), or a
+    closing "Sources:" line followed only by lines that open with a source's marker and describe
+    it; all of `text` when that is all it has."""
     lines = text.rstrip().split("\n")
     while lines and _is_source_list(lines[-1]):
         lines.pop()
         while lines and not lines[-1].strip():
             lines.pop()
+    label = len(lines) - 1
+    while label >= 0 and (not lines[label].strip() or _DESCRIBED_SOURCE.match(lines[label].strip())):
+        label -= 1
+    if 0 <= label < len(lines) - 1 and _is_source_label(lines[label]):
+        lines = lines[:label]
+        while lines and not lines[-1].strip():
+            lines.pop()
     return "\n".join(lines) or text
+
+
+def _is_source_label(line: str) -> bool:
+    """A line that names a list of sources ("Sources:", "**Quellen:**"), with no other words."""
+    return re.search(r"[^\W\d_]", line) is not None and _SOURCE_LIST_LINE.match(line.strip()) is not None
 
 
 def _is_source_list(line: str) -> bool:

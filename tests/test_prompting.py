@@ -85,10 +85,21 @@ def test_finalize_drops_a_closing_list_of_sources_the_model_wrote() -> None:
         "\nSources: [1], [2]",
         "\n\n**Quellen:**\n",
         "\n\nReferences:\n- [2]\n- [3]",
+        # a closing list that describes each source (the 1.5B demo model writes these)
+        "\n\nSources:\n[1] Milvus documentation [2][3].",
+        "\n\nSources:\n[1] Milvus documentation on Pattern Matching > Choose LIKE or regex\n"
+        "[2][3] Milvus documentation on Filtering Explained > VARCHAR field-specific operators",
+        "\n\n**References:**\n\n- [2] Consistency Level\n- [3] Search",
     ]:
         text, sources = finalize(f"Session is the default [1].{closing}", hits)
         assert text == "Session is the default [1]." and [s.number for s in sources] == [1], closing
-    for kept in ["See [1] for details.", "Example:\n```\nx = 1\n```", "[2]"]:
+    for kept in [
+        "See [1] for details.",
+        "Example:\n```\nx = 1\n```",
+        "[2]",
+        "Two ways:\n[1] set it in the schema\n[2] set it per search",  # no sources label: an answer
+        "Sources:\n[1] Milvus documentation",  # nothing else: kept whole
+    ]:
         assert finalize(kept, hits)[0] == kept
 
 
