@@ -122,16 +122,12 @@ class OpenAIChatLLM:
         received = chars = 0
         cap = (self.max_tokens if max_tokens is None else max_tokens) * MAX_CHARS_PER_TOKEN
         try:
-            response = await self._before(
+            response = await self._open(
                 deadline,
-                self._client.chat.completions.create(
-                    model=self.model,
-                    messages=cast(list[ChatCompletionMessageParam], messages),
-                    stream=True,
-                    temperature=self.temperature if temperature is None else temperature,
-                    top_p=self.top_p,
-                    max_tokens=self.max_tokens if max_tokens is None else max_tokens,
-                ),
+                messages,
+                temperature=self.temperature if temperature is None else temperature,
+                top_p=self.top_p,
+                max_tokens=self.max_tokens if max_tokens is None else max_tokens,
             )
             finish_reason: str | None = None
             try:
@@ -175,17 +171,8 @@ class OpenAIChatLLM:
         parts: list[str] = []
         odds: dict[str, float] = {}
         try:
-            response = await self._before(
-                deadline,
-                self._client.chat.completions.create(
-                    model=self.model,
-                    messages=cast(list[ChatCompletionMessageParam], messages),
-                    stream=True,
-                    temperature=0.0,
-                    max_tokens=max_tokens,
-                    logprobs=True,
-                    top_logprobs=top,
-                ),
+            response = await self._open(
+                deadline, messages, temperature=0.0, max_tokens=max_tokens, logprobs=True, top_logprobs=top
             )
             try:
                 while (event := await self._next_event(deadline, response)) is not None:
@@ -204,6 +191,18 @@ class OpenAIChatLLM:
         finally:
             self._slots.release()
         return "".join(parts)[: max_tokens * MAX_CHARS_PER_TOKEN], odds
+
+    async def _open(self, deadline: float, messages: list[dict[str, str]], **params: Any) -> Any:
+        """A streaming chat completion of `messages` for this model, opened before `deadline`."""
+        return await self._before(
+            deadline,
+            self._client.chat.completions.create(
+                model=self.model,
+                messages=cast(list[ChatCompletionMessageParam], messages),
+                stream=True,
+                **params,
+            ),
+        )
 
     async def _take_slot(self) -> float:
         """Wait for a free request slot (`LLMBusyError` after `queue_timeout`); the request's

@@ -41,6 +41,7 @@ from importlib import resources
 from typing import Any, Protocol, cast
 
 from core.errors import LLMError
+from core.gate import Decision
 from core.generation import ChatLLM, side_reply
 from core.models import Hit
 from core.prompting import in_message_tags
@@ -81,6 +82,12 @@ _FEATURE_QUESTION = re.compile(
 def asks_whether_supported(question: str) -> bool:
     """The question asks whether Milvus has a feature or does something (see the module docstring)."""
     return _FEATURE_QUESTION.search(question) is not None
+
+
+def check_reads(decision: Decision, question: str, below: float) -> bool:
+    """The check reads a question the gate lets through with a probability below `below`
+    (SCOPE_CHECK_BELOW), or that asks whether Milvus has something (see the module docstring)."""
+    return decision.covered and (decision.probability < below or asks_whether_supported(question))
 
 
 def check_messages(question: str, hits: Sequence[Hit]) -> list[dict[str, str]]:

@@ -56,7 +56,7 @@ from core.prompting import (
 )
 from core.retrieval import RetrievalConfig, Retriever, plain_text, without_mentions
 from core.runlog import IndexRun, RunLog
-from core.scope_check import Calibration, asks_whether_supported
+from core.scope_check import Calibration, asks_whether_supported, check_reads
 from core.scope_check import ask as ask_scope
 from core.sources import BUNDLED, SnapshotSource, is_site_url, open_source
 from core.store import ChunkStore
@@ -477,8 +477,7 @@ class RagService:
         return (
             self.llm is not None
             and settings.scope_check
-            and decision.covered
-            and (decision.probability < settings.scope_check_below or asks_whether_supported(retrieval.query))
+            and check_reads(decision, retrieval.query, settings.scope_check_below)
         )
 
     async def _with_scope_verdict(self, retrieval: Retrieval) -> Retrieval:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from sklearn.linear_model import LogisticRegression
 from core.config import load_settings
 from core.evaluation import OUT_OF_SCOPE, Question, load_questions
 from core.generation import OpenAIChatLLM
-from core.scope_check import CALIBRATION_FILE, Calibration, ask, asks_whether_supported, logit
+from core.scope_check import CALIBRATION_FILE, Calibration, ask, asks_whether_supported, check_reads, logit
 from core.service import open_service
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "core" / CALIBRATION_FILE
@@ -60,7 +61,7 @@ async def probe(questions: list[Question], cache: Path | None) -> list[dict[str,
             retrieval = await service.search(q.question)
             decision = service.decide(retrieval)
             feature = asks_whether_supported(retrieval.query)
-            checked = decision.covered and (decision.probability < settings.scope_check_below or feature)
+            checked = check_reads(decision, retrieval.query, settings.scope_check_below)
             p_yes = None
             if checked:
                 p_yes = (await ask(llm, retrieval.query, retrieval.hits, settings.scope_check_timeout)).p_yes
@@ -114,9 +115,9 @@ def calibrate(fitted: Calibration, rows: list[dict[str, Any]], max_in_scope_decl
     in-scope `rows` (thresholds between the rows' own probabilities)."""
     checked = [r for r in rows if r["p_yes"] is not None]
     combined = sorted(fitted.probability(r["gate_probability"], r["p_yes"], r["feature"]) for r in checked)
-    best = fitted.__class__(**{**fitted.__dict__, "threshold": 0.0})
+    best = dataclasses.replace(fitted, threshold=0.0)
     for low, high in zip([0.0, *combined], [*combined, 1.0], strict=True):
-        candidate = fitted.__class__(**{**fitted.__dict__, "threshold": round((low + high) / 2, 4)})
+        candidate = dataclasses.replace(fitted, threshold=round((low + high) / 2, 4))
         if declines(rows, candidate)[0] <= max_in_scope_declines:
             best = candidate
     return best

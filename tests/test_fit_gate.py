@@ -1,8 +1,5 @@
 """scripts/fit_gate.py: the two-stage fit (topic model, then the gate) on synthetic questions."""
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -11,17 +8,12 @@ import pytest
 
 from core.gate import FEATURES, GateModel
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "fit_gate.py"
+from .scripts_module import load_script
 
 
 @pytest.fixture(scope="module")
 def fit_gate() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fit_gate", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["fit_gate"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("fit_gate")
 
 
 def _questions(fit_gate: ModuleType, n: int, seed: int) -> Any:

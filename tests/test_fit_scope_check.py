@@ -1,8 +1,5 @@
 """scripts/fit_scope_check.py: the threshold it picks for the gate and the scope check together."""
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -10,17 +7,12 @@ import pytest
 
 from core.scope_check import Calibration
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "fit_scope_check.py"
+from .scripts_module import load_script
 
 
 @pytest.fixture(scope="module")
 def fit_scope_check() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fit_scope_check", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["fit_scope_check"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("fit_scope_check")
 
 
 def _row(in_scope: bool, p_yes: float | None, gate_covered: bool = True) -> dict[str, Any]:
