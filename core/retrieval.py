@@ -11,6 +11,12 @@ that several passages match outranks a page with one lucky passage. The page of 
 passage is kept among the first `top_k` pages (`keep_page_within`): the fusion weighs BM25 at 0.3,
 and an exact match of the question's words ("force merge", "stop words") could fall to 6th-8th
 (eval tune split hit@5 0.872 -> 0.890: four questions gained, one lost; no other split moved).
+Last, the first page's second passage moves up to second place (`first_page_twice`): the five
+passages an answer reads then hold two sections of the page most likely to answer and the best
+passages of the next three pages. Page ranks are unchanged; the share of the answer facts' numbers
+and identifiers found in the five passages (`context_fact_proxy`) rose from 0.619 to 0.697 on the
+held-out split, 0.620 -> 0.644 on tune and 0.699 -> 0.726 on dev (the first two pages' second
+passages instead: 0.689 / 0.646 / 0.713).
 
 A docs page the question links to ("https://milvus.io/docs/hnsw.md says M is 2-2048, ...") is
 kept among the first two pages (`linked_pages`): the asker read it, and its passages are the
@@ -227,6 +233,7 @@ class Retriever:
             extra_dense, extra_sparse = await self._lists(extra_vector, expansion)
             both = self._rank([dense, extra_dense], [sparse, extra_sparse], search_vector, headings)
             ranked = keep_first_pages(ranked, keep_page_within(both, best_bm25, cfg.top_k), KEEP_PAGES)
+        ranked = first_page_twice(ranked)
         return Retrieval(
             query=query,
             hits=tuple(await self._widened(ranked[: k or cfg.top_k])),
@@ -375,6 +382,21 @@ def keep_page_within(hits: list[Hit], page_id: str | None, pages: int) -> list[H
             at = list(starts.values())[pages - 1]
             return [*hits[:at], hit, *hits[at:i], *hits[i + 1 :]]
         starts.setdefault(page, i)
+    return hits
+
+
+def first_page_twice(hits: list[Hit]) -> list[Hit]:
+    """`hits` (in `by_page` order) with the first page's second passage moved up to second
+    place, where there is one: the best passage of the best page is often the section that
+    names the question's subject ("IVF_FLAT > Overview"), and the value asked for sits in
+    another section of the same page (the parameter table under "Index building params"). The
+    other pages keep their order, one place further down."""
+    if not hits:
+        return hits
+    page = hits[0].chunk.page_id
+    for i, hit in enumerate(hits[1:], start=1):
+        if hit.chunk.page_id == page:
+            return [hits[0], hit, *hits[1:i], *hits[i + 1 :]]
     return hits
 
 

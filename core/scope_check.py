@@ -93,7 +93,7 @@ def check_reads(decision: Decision, question: str, below: float) -> bool:
 def check_messages(question: str, hits: Sequence[Hit]) -> list[dict[str, str]]:
     excerpts = "\n\n".join(
         f"[{n}] {hit.chunk.title} > {hit.chunk.heading}\n{hit.chunk.text[:PASSAGE_CHARS]}"
-        for n, hit in enumerate(hits[:PASSAGES], start=1)
+        for n, hit in enumerate(pages_first(hits)[:PASSAGES], start=1)
     )
     message = in_message_tags(question[:MESSAGE_CHARS])
     return [
@@ -104,6 +104,19 @@ def check_messages(question: str, hits: Sequence[Hit]) -> list[dict[str, str]]:
             "Do the excerpts describe what the message asks about? YES or NO.",
         },
     ]
+
+
+def pages_first(hits: Sequence[Hit]) -> list[Hit]:
+    """The best passage of each page, in order, then the pages' other passages: the check reads
+    the best passages of its first `PASSAGES` pages, as it did when it was fitted, although an
+    answer also reads the first page's second passage (`retrieval.first_page_twice`)."""
+    seen: set[str] = set()
+    firsts: list[Hit] = []
+    others: list[Hit] = []
+    for hit in hits:
+        (others if hit.chunk.page_id in seen else firsts).append(hit)
+        seen.add(hit.chunk.page_id)
+    return firsts + others
 
 
 def verdict(reply: str) -> bool | None:

@@ -13,6 +13,7 @@ from core.retrieval import (
     by_page,
     clean_query,
     dedupe,
+    first_page_twice,
     fuse,
     keep_first_pages,
     keep_page_within,
@@ -173,6 +174,18 @@ def test_pages_with_several_matching_passages_come_first() -> None:
     ordered = by_page(hits, decay=0.3)
     assert [h.chunk.id for h in ordered] == ["b1", "a1", "b2", "b3"]  # best passage per page first
     assert [h.chunk.id for h in by_page(hits, decay=0.0)] == ["a1", "b1", "b2", "b3"]  # no aggregation
+
+
+def test_the_first_pages_second_passage_moves_up_to_second_place() -> None:
+    def hit(cid: str, page: str) -> Hit:
+        return Hit(Chunk(cid, page, "P", "P", f"{page}#{cid}", cid, cid, 0, "h"), 0.1)
+
+    # by_page order: each page's best passage, then the other passages by score
+    hits = [hit("a1", "a.md"), hit("b1", "b.md"), hit("c1", "c.md"), hit("b2", "b.md"), hit("a2", "a.md")]
+    assert [h.chunk.id for h in first_page_twice(hits)] == ["a1", "a2", "b1", "c1", "b2"]
+    alone = [hit("a1", "a.md"), hit("b1", "b.md"), hit("b2", "b.md")]
+    assert first_page_twice(alone) == alone  # a page with one passage: nothing moves
+    assert first_page_twice([]) == []
 
 
 def test_a_page_whose_heading_is_close_to_the_question_moves_up() -> None:

@@ -9,13 +9,14 @@ from types import SimpleNamespace
 import pytest
 
 from core.generation import OpenAIChatLLM, token_odds
-from core.models import Outcome
+from core.models import Chunk, Hit, Outcome
 from core.scope_check import (
     PASSAGE_CHARS,
     PASSAGES,
     Calibration,
     asks_whether_supported,
     check_messages,
+    pages_first,
     verdict,
 )
 from core.service import RagService
@@ -46,7 +47,18 @@ async def test_the_check_shows_a_few_short_passages_and_the_fenced_question(
     user = messages[-1]["content"]
     assert messages[0]["role"] == "system" and messages[-1]["role"] == "user"
     assert user.count("</message>") == 1 and "[3]" in user and "[4]" not in user
-    assert all(hit.chunk.text[:PASSAGE_CHARS] in user for hit in hits[:PASSAGES])
+    # the best passages of the first three pages, as the check was fitted with
+    shown = pages_first(hits)[:PASSAGES]
+    assert len({hit.chunk.page_id for hit in shown}) == PASSAGES
+    assert all(hit.chunk.text[:PASSAGE_CHARS] in user for hit in shown)
+
+
+def test_pages_first_puts_each_pages_best_passage_before_the_second_ones() -> None:
+    def hit(cid: str, page: str) -> Hit:
+        return Hit(Chunk(cid, page, "P", "P", f"{page}#{cid}", cid, cid, 0, "h"), 0.1)
+
+    hits = [hit("a1", "a.md"), hit("a2", "a.md"), hit("b1", "b.md"), hit("c1", "c.md"), hit("b2", "b.md")]
+    assert [h.chunk.id for h in pages_first(hits)] == ["a1", "b1", "c1", "a2", "b2"]
 
 
 def test_the_verdict_is_the_replys_first_word() -> None:
