@@ -389,7 +389,7 @@ def first_page_twice(hits: list[Hit]) -> list[Hit]:
     """`hits` (in `by_page` order) with the first page's second passage moved up to second
     place, where there is one: the best passage of the best page is often the section that
     names the question's subject ("IVF_FLAT > Overview"), and the value asked for sits in
-    another section of the same page (the parameter table under "Index building params"). The
+    another section of the same page (a parameter table further down). The
     other pages keep their order, one place further down."""
     if not hits:
         return hits
