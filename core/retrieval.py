@@ -360,12 +360,20 @@ def by_page(
         n = seen.get(hit.chunk.page_id, 0)
         page_score[hit.chunk.page_id] += hit.score * decay**n
         seen[hit.chunk.page_id] = n + 1
-    firsts: list[Hit] = []
-    rest: list[Hit] = []
-    for hit in hits:
-        (rest if any(h.chunk.page_id == hit.chunk.page_id for h in firsts) else firsts).append(hit)
+    firsts, rest = split_firsts(hits)
     firsts.sort(key=lambda h: page_score[h.chunk.page_id], reverse=True)
     return firsts + rest
+
+
+def split_firsts(hits: Sequence[Hit]) -> tuple[list[Hit], list[Hit]]:
+    """Each page's first hit, in order, and the pages' other hits, in order."""
+    seen: set[str] = set()
+    firsts: list[Hit] = []
+    others: list[Hit] = []
+    for hit in hits:
+        (others if hit.chunk.page_id in seen else firsts).append(hit)
+        seen.add(hit.chunk.page_id)
+    return firsts, others
 
 
 def keep_page_within(hits: list[Hit], page_id: str | None, pages: int) -> list[Hit]:

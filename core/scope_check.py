@@ -45,6 +45,7 @@ from core.gate import Decision
 from core.generation import ChatLLM, side_reply
 from core.models import Hit
 from core.prompting import in_message_tags
+from core.retrieval import split_firsts
 
 log = logging.getLogger(__name__)
 
@@ -110,12 +111,7 @@ def pages_first(hits: Sequence[Hit]) -> list[Hit]:
     """The best passage of each page, in order, then the pages' other passages: the check reads
     the best passages of its first `PASSAGES` pages, as it did when it was fitted, although an
     answer also reads the first page's second passage (`retrieval.first_page_twice`)."""
-    seen: set[str] = set()
-    firsts: list[Hit] = []
-    others: list[Hit] = []
-    for hit in hits:
-        (others if hit.chunk.page_id in seen else firsts).append(hit)
-        seen.add(hit.chunk.page_id)
+    firsts, others = split_firsts(hits)
     return firsts + others
 
 
