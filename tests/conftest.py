@@ -15,6 +15,7 @@ quiet_third_party()
 
 from core.config import Settings, load_settings
 from core.embedding import SentenceTransformerEmbedder
+from core.models import Chunk, Hit
 from core.service import RagService, open_service
 
 from .fakes.llm_server import FakeLLM
@@ -52,6 +53,11 @@ def embedder() -> SentenceTransformerEmbedder:
 @pytest.fixture
 def counting_embedder(embedder: SentenceTransformerEmbedder) -> CountingEmbedder:
     return CountingEmbedder(embedder)
+
+
+def page_hit(chunk_id: str, page: str, score: float = 0.1) -> Hit:
+    """A hit on passage `chunk_id` of `page` (its own section; the id is its text too)."""
+    return Hit(Chunk(chunk_id, page, "P", "P", f"{page}#{chunk_id}", chunk_id, chunk_id, 0, "h"), score)
 
 
 def make_settings(root: Path, **overrides: object) -> Settings:

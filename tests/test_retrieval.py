@@ -23,7 +23,7 @@ from core.retrieval import (
 )
 from core.service import RagService, open_service
 
-from .conftest import make_settings
+from .conftest import make_settings, page_hit
 
 
 @pytest.mark.parametrize(
@@ -161,15 +161,12 @@ def test_clean_query_reads_fancy_and_invisible_characters_as_plain_text() -> Non
 
 
 def test_pages_with_several_matching_passages_come_first() -> None:
-    def hit(cid: str, page: str, score: float) -> Hit:
-        return Hit(Chunk(cid, page, "P", "P", f"{page}#{cid}", cid, cid, 0, "h"), score)
-
     # one lucky passage of a.md against three good ones of b.md
     hits = [
-        hit("a1", "a.md", 0.10),
-        hit("b1", "b.md", 0.09),
-        hit("b2", "b.md", 0.08),
-        hit("b3", "b.md", 0.08),
+        page_hit("a1", "a.md", 0.10),
+        page_hit("b1", "b.md", 0.09),
+        page_hit("b2", "b.md", 0.08),
+        page_hit("b3", "b.md", 0.08),
     ]
     ordered = by_page(hits, decay=0.3)
     assert [h.chunk.id for h in ordered] == ["b1", "a1", "b2", "b3"]  # best passage per page first
@@ -177,13 +174,10 @@ def test_pages_with_several_matching_passages_come_first() -> None:
 
 
 def test_the_first_pages_second_passage_moves_up_to_second_place() -> None:
-    def hit(cid: str, page: str) -> Hit:
-        return Hit(Chunk(cid, page, "P", "P", f"{page}#{cid}", cid, cid, 0, "h"), 0.1)
-
     # by_page order: each page's best passage, then the other passages by score
-    hits = [hit("a1", "a.md"), hit("b1", "b.md"), hit("c1", "c.md"), hit("b2", "b.md"), hit("a2", "a.md")]
+    hits = [page_hit(p, f"{p[0]}.md") for p in ("a1", "b1", "c1", "b2", "a2")]  # "a1" on a.md
     assert [h.chunk.id for h in first_page_twice(hits)] == ["a1", "a2", "b1", "c1", "b2"]
-    alone = [hit("a1", "a.md"), hit("b1", "b.md"), hit("b2", "b.md")]
+    alone = [page_hit("a1", "a.md"), page_hit("b1", "b.md"), page_hit("b2", "b.md")]
     assert first_page_twice(alone) == alone  # a page with one passage: nothing moves
     assert first_page_twice([]) == []
 

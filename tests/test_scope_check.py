@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from core.generation import OpenAIChatLLM, token_odds
-from core.models import Chunk, Hit, Outcome
+from core.models import Outcome
 from core.scope_check import (
     PASSAGE_CHARS,
     PASSAGES,
@@ -21,6 +21,7 @@ from core.scope_check import (
 )
 from core.service import RagService
 
+from .conftest import page_hit
 from .fakes.llm_server import FakeLLM
 
 QUESTION = "what does M control in an HNSW index?"
@@ -54,10 +55,7 @@ async def test_the_check_shows_a_few_short_passages_and_the_fenced_question(
 
 
 def test_pages_first_puts_each_pages_best_passage_before_the_second_ones() -> None:
-    def hit(cid: str, page: str) -> Hit:
-        return Hit(Chunk(cid, page, "P", "P", f"{page}#{cid}", cid, cid, 0, "h"), 0.1)
-
-    hits = [hit("a1", "a.md"), hit("a2", "a.md"), hit("b1", "b.md"), hit("c1", "c.md"), hit("b2", "b.md")]
+    hits = [page_hit(p, f"{p[0]}.md") for p in ("a1", "a2", "b1", "c1", "b2")]  # "a1" on a.md
     assert [h.chunk.id for h in pages_first(hits)] == ["a1", "b1", "c1", "a2", "b2"]
 
 
